@@ -1,0 +1,3 @@
+from .repmobile import RepMobile, RepMobileBlock
+
+__all__ = ['RepMobile', 'RepMobileBlock']

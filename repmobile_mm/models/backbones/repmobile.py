@@ -1,0 +1,330 @@
+"""RepMobile backbone with an exact, directly buildable deploy form.
+
+Parameter names follow the published checkpoints (``stem.*``, ``layer0.*`` ..
+``layer3.*``), so published weights load with ``strict=True``.
+"""
+import copy
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.utils.checkpoint as cp
+from mmengine.model import BaseModule
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..utils.fuse import (bn_scale_shift, conv_params64, copy_params, fuse_bn_conv1x1,
+                          fuse_conv_bn_in_sequential, guard_checkpoint_form)
+from ..utils.norm import build_norm2d
+
+# Above this |BN shift / BN scale| a float32 deploy block would lose more than
+# ~1e-4 absolute to the shifted-padding trick; such blocks use edge biases instead.
+MAX_PAD_SHIFT = 1e3
+
+
+class RepMobileBlock(nn.Module):
+    """One RepMobile block: 1x1 conv, ClaSiLU gated activation, 3x3 depthwise conv.
+
+    Training form (published structure)::
+
+        y = conv_pw(x) + identity(x)               # identity: x, or [x; x] at stride 2
+        y = y * sigmoid(y + ClaSiLU_gate(x))       # gate: per-channel, from the mean of x
+        out = conv_dw(y) + down(y)                 # down: identity or 3x3/2 average pool
+
+    Deploy form: one 1x1 conv, a linear gate on the channel means, one depthwise
+    conv. ``conv_dw`` normalizes *before* its zero padding, so the padded taps miss
+    the BN shift ``t``. Stride-1 blocks absorb that exactly at no cost: the
+    activation is shifted by ``t / s`` (``s`` the BN scale) inside the same
+    ``addcmul`` that applies the gate, which makes the zero padding correct, and the
+    conv bias takes the shift back off the identity tap. Stride-2 blocks (their
+    average pool needs the unshifted activation) and blocks with a near-zero BN
+    scale add per-channel ``edge_bias`` terms to the border rows and columns.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 stride: int,
+                 norm_cfg: Optional[dict] = None,
+                 deploy: bool = False):
+        super().__init__()
+        if stride not in (1, 2) or out_channels != in_channels * stride:
+            raise ValueError('a RepMobile block keeps the channels at stride 1 and doubles '
+                             f'them at stride 2; got {in_channels} -> {out_channels} at '
+                             f'stride {stride}')
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.stride = stride
+        self.deploy = deploy
+        norm_cfg = norm_cfg or dict(type='BN')
+        if deploy:
+            self._build_deploy_modules()
+            return
+        self.conv_pw = nn.Sequential(
+            build_norm2d(norm_cfg, in_channels), nn.Conv2d(in_channels, out_channels, 1))
+        self.conv_dw = nn.Sequential(
+            build_norm2d(norm_cfg, out_channels),
+            nn.Conv2d(out_channels, out_channels, 3, stride, 1, groups=out_channels))
+        self.ClaSiLU_gate = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), build_norm2d(norm_cfg, in_channels),
+            nn.Conv2d(in_channels, out_channels, 1))
+        self.down = (nn.AvgPool2d(3, 2, 1, count_include_pad=True)
+                     if stride == 2 else nn.Identity())
+
+    def _build_deploy_modules(self):
+        cin, cout = self.in_channels, self.out_channels
+        self.pw_reparam = nn.Conv2d(cin, cout, 1)
+        self.gate_reparam = nn.Conv2d(cin, cout, 1)
+        self.dw_reparam = nn.Conv2d(cout, cout, 3, self.stride, 1, groups=cout)
+        # Added to the activation before the zero padding (stride-1 blocks).
+        self.register_buffer('pad_shift', torch.zeros(cout))
+        # Border corrections, indexed like the 3x3 taps: [0, 1] top row, [1, 0] left
+        # column, [0, 0] top-left corner (inclusion-exclusion term), and so on.
+        self.register_buffer('edge_bias', torch.zeros(cout, 3, 3))
+        self.fix_edges = self.stride == 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.deploy:
+            return self._forward_deploy(x)
+        y = self.conv_pw(x)
+        if self.stride == 1:
+            y = y + x
+        else:  # add x to both halves of the channels without materializing [x; x]
+            y = (y.unflatten(1, (2, self.in_channels)) + x.unsqueeze(1)).flatten(1, 2)
+        y = y * torch.sigmoid(y + self.ClaSiLU_gate(x))
+        return self.conv_dw(y) + self.down(y)
+
+    def _forward_deploy(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.pw_reparam(x)
+        gate = self.gate_reparam(x.mean((2, 3), keepdim=True))
+        y = torch.addcmul(self.pad_shift.view(-1, 1, 1), y, torch.sigmoid(y + gate))
+        out = self.dw_reparam(y)
+        if self.fix_edges:
+            self._add_edge_bias(out, x.shape[-2], x.shape[-1])
+        return out
+
+    def _add_edge_bias(self, out: torch.Tensor, height: int, width: int):
+        """Add the BN shift that the zero-padded border taps did not see, in place."""
+        edge = self.edge_bias
+        # Does the last output row (column) reach past the input's last row (column)?
+        bottom = self.stride * (out.shape[-2] - 1) + 1 >= height
+        right = self.stride * (out.shape[-1] - 1) + 1 >= width
+        out[:, :, 0] += edge[:, 0, 1, None]
+        out[:, :, :, 0] += edge[:, 1, 0, None]
+        out[:, :, 0, 0] += edge[:, 0, 0]
+        if bottom:
+            out[:, :, -1] += edge[:, 2, 1, None]
+            out[:, :, -1, 0] += edge[:, 2, 0]
+        if right:
+            out[:, :, :, -1] += edge[:, 1, 2, None]
+            out[:, :, 0, -1] += edge[:, 0, 2]
+        if bottom and right:
+            out[:, :, -1, -1] += edge[:, 2, 2]
+
+    @torch.no_grad()
+    def switch_to_deploy(self):
+        """Replace the training branches by the fused deploy form (idempotent)."""
+        if self.deploy:
+            return
+        cin, cout, stride = self.in_channels, self.out_channels, self.stride
+        # 1x1 conv with the BN before it and the identity: +I, or +[I; I] at stride 2.
+        pw_weight, pw_bias = fuse_bn_conv1x1(*self.conv_pw)
+        pw_weight = pw_weight + torch.eye(cin, dtype=torch.float64,
+                                          device=pw_weight.device).repeat(stride, 1)
+        gate_weight, gate_bias = fuse_bn_conv1x1(self.ClaSiLU_gate[1], self.ClaSiLU_gate[2])
+
+        scale, shift = bn_scale_shift(self.conv_dw[0])
+        kernel, dw_bias = conv_params64(self.conv_dw[1])
+        kernel = kernel[:, 0]  # (C, 3, 3)
+        dw_weight = kernel * scale[:, None, None]
+        if stride == 1:
+            dw_weight[:, 1, 1] += 1
+        else:  # count_include_pad=True: 1/9 on every tap, zero padding counted
+            dw_weight += 1 / 9
+        shift_taps = kernel * shift[:, None, None]  # what each tap would see of the shift
+        pad_shift = torch.zeros_like(shift)
+        edge_bias = torch.zeros_like(kernel)
+        fix_edges = stride == 2 or bool(
+            (scale == 0).any() or (shift / scale).abs().max() > MAX_PAD_SHIFT)
+        if fix_edges:
+            dw_bias = dw_bias + shift_taps.sum((1, 2))
+            edge_bias[:, 0, 1] = -shift_taps[:, 0].sum(1)
+            edge_bias[:, 2, 1] = -shift_taps[:, 2].sum(1)
+            edge_bias[:, 1, 0] = -shift_taps[:, :, 0].sum(1)
+            edge_bias[:, 1, 2] = -shift_taps[:, :, 2].sum(1)
+            for i in (0, 2):
+                for j in (0, 2):
+                    edge_bias[:, i, j] = shift_taps[:, i, j]
+        else:
+            pad_shift = shift / scale
+            dw_bias = dw_bias - pad_shift  # the identity tap saw the shifted activation
+
+        ref = self.conv_pw[1].weight
+        for name in ('conv_pw', 'conv_dw', 'ClaSiLU_gate', 'down'):
+            delattr(self, name)
+        self.deploy = True
+        self._build_deploy_modules()
+        self.to(device=ref.device, dtype=ref.dtype)
+        copy_params(self.pw_reparam, pw_weight, pw_bias)
+        copy_params(self.gate_reparam, gate_weight, gate_bias)
+        copy_params(self.dw_reparam, dw_weight, dw_bias)
+        self.pad_shift.copy_(pad_shift)
+        self.edge_bias.copy_(edge_bias)
+        self.fix_edges = fix_edges
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if self.deploy:  # which border strategy the fused weights were made for
+            self.fix_edges = self.stride == 2 or bool(self.edge_bias.any())
+
+
+class RepMobile(BaseModule):
+    """RepMobile backbone.
+
+    Args:
+        arch (str | dict): 'S', 'M', 'L' (any case), or a dict with ``dims`` (four
+            stage widths, each twice the previous) and ``blocks`` (four depths).
+        out_indices (Sequence[int] | int): stages whose outputs are returned
+            (strides 4, 8, 16, 32). Negative indices count from the last stage.
+        frozen_stages (int): -1 freezes nothing, 0 the stem, k the stem and
+            ``layer0`` .. ``layer{k-1}`` (parameters fixed, BN in eval mode).
+        norm_eval (bool): keep every BatchNorm in eval mode while training.
+        norm_cfg (dict): BatchNorm config, ``type`` one of 'BN', 'SyncBN'.
+        with_cp (bool): activation checkpointing of each block in training.
+        deploy (bool): build the fused inference form directly.
+        in_channels (int): channels of the input images.
+    """
+    arch_settings: Dict[str, dict] = {
+        's': dict(dims=(64, 128, 256, 512), blocks=(3, 6, 12, 3)),
+        'm': dict(dims=(80, 160, 320, 640), blocks=(3, 6, 15, 3)),
+        'l': dict(dims=(96, 192, 384, 768), blocks=(4, 8, 20, 8)),
+    }
+    num_stages = 4
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'S',
+                 out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 norm_cfg: Optional[dict] = None,
+                 with_cp: bool = False,
+                 deploy: bool = False,
+                 in_channels: int = 3,
+                 init_cfg: Optional[Union[dict, list]] = None):
+        if init_cfg is None:
+            init_cfg = [
+                dict(type='Kaiming', layer='Conv2d', mode='fan_out', bias=0),
+                dict(type='Constant', layer=['_BatchNorm'], val=1, bias=0),
+            ]
+        super().__init__(init_cfg=init_cfg)
+        self.arch = self.parse_arch(arch)
+        self.dims = tuple(self.arch['dims'])
+        self.blocks = tuple(self.arch['blocks'])
+        self.out_indices = self.parse_out_indices(out_indices)
+        if not (isinstance(frozen_stages, int) and -1 <= frozen_stages <= self.num_stages):
+            raise ValueError(f'frozen_stages must be an int from -1 (nothing) to '
+                             f'{self.num_stages} (stem and all stages); got {frozen_stages!r}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.norm_cfg = copy.deepcopy(norm_cfg) if norm_cfg else dict(type='BN')
+        self.with_cp = with_cp
+        self.deploy = deploy
+        self.in_channels = in_channels
+
+        stem_channels = self.dims[0] // 2
+        if deploy:
+            self.stem = nn.Sequential(
+                nn.Conv2d(self.in_channels, stem_channels, 3, 2, 1), nn.Identity(),
+                nn.ReLU(inplace=True))
+        else:
+            self.stem = nn.Sequential(
+                nn.Conv2d(self.in_channels, stem_channels, 3, 2, 1, bias=False),
+                build_norm2d(self.norm_cfg, stem_channels), nn.ReLU(inplace=True))
+        prev = stem_channels
+        for i, (dim, depth) in enumerate(zip(self.dims, self.blocks)):
+            blocks = [RepMobileBlock(prev, dim, 2, self.norm_cfg, deploy)]
+            blocks += [RepMobileBlock(dim, dim, 1, self.norm_cfg, deploy) for _ in range(depth - 1)]
+            self.add_module(f'layer{i}', nn.Sequential(*blocks))
+            prev = dim
+        guard_checkpoint_form(self, 'stem', 'RepMobile backbone')
+        self._freeze_stages()
+
+    @classmethod
+    def parse_arch(cls, arch: Union[str, dict]) -> dict:
+        if isinstance(arch, str):
+            if arch.lower() not in cls.arch_settings:
+                raise ValueError(f'unknown RepMobile arch {arch!r}; choose one of '
+                                 f"{sorted(k.upper() for k in cls.arch_settings)} (any case) "
+                                 "or a dict(dims=..., blocks=...)")
+            return dict(cls.arch_settings[arch.lower()])
+        if not isinstance(arch, dict) or set(arch) != {'dims', 'blocks'}:
+            raise ValueError('a custom RepMobile arch is a dict with exactly the keys '
+                             f"'dims' and 'blocks'; got {arch!r}")
+        dims, blocks = tuple(arch['dims']), tuple(arch['blocks'])
+        if len(dims) != cls.num_stages or len(blocks) != cls.num_stages:
+            raise ValueError(f'arch dims and blocks need {cls.num_stages} entries each; '
+                             f'got dims={dims}, blocks={blocks}')
+        if dims[0] % 2 or any(d != 2 * p for p, d in zip(dims, dims[1:])):
+            raise ValueError('RepMobile doubles the channels at every stride-2 block: dims[0] '
+                             f'must be even and dims[i] == 2 * dims[i-1]; got {dims}')
+        if any(not isinstance(b, int) or b < 1 for b in blocks):
+            raise ValueError(f'every stage needs at least one block; got blocks={blocks}')
+        return dict(dims=dims, blocks=blocks)
+
+    @classmethod
+    def parse_out_indices(cls, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
+        if isinstance(out_indices, int):
+            out_indices = (out_indices, )
+        parsed = []
+        for index in out_indices:
+            if not isinstance(index, int) or not -cls.num_stages <= index < cls.num_stages:
+                raise ValueError(f'out_indices must be stage indices in 0..{cls.num_stages - 1} '
+                                 f'(or -{cls.num_stages}..-1); got {tuple(out_indices)}')
+            parsed.append(index % cls.num_stages)
+        return tuple(parsed)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'RepMobile expects images of shape (N, {self.in_channels}, H, W); '
+                             f'got an input of shape {tuple(x.shape)}')
+        x = self.stem(x)
+        outs = []
+        for i in range(self.num_stages):
+            for block in getattr(self, f'layer{i}'):
+                if self.with_cp and self.training and x.requires_grad:
+                    x = cp.checkpoint(block, x, use_reentrant=False)
+                else:
+                    x = block(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+    def _freeze_stages(self):
+        if self.frozen_stages < 0:
+            return
+        modules = [self.stem] + [getattr(self, f'layer{i}') for i in range(self.frozen_stages)]
+        for module in modules:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+    @torch.no_grad()
+    def switch_to_deploy(self):
+        """Fuse the whole backbone in place (idempotent); the result equals the
+        training form in eval mode at every input size."""
+        if self.deploy:
+            return
+        fuse_conv_bn_in_sequential(self.stem)
+        for module in self.modules():
+            if isinstance(module, RepMobileBlock):
+                module.switch_to_deploy()
+        self.deploy = True
+        self._freeze_stages()

@@ -1,0 +1,6 @@
+"""mmdet registration of the backbone."""
+from mmdet.registry import MODELS
+
+from ..models import RepMobile
+
+MODELS.register_module(module=RepMobile)

@@ -1,0 +1,6 @@
+"""mmseg registration of the backbone."""
+from mmseg.registry import MODELS
+
+from ..models import RepMobile
+
+MODELS.register_module(module=RepMobile)
