@@ -245,7 +245,7 @@ class RepMobile(BaseModule):
             blocks += [RepMobileBlock(dim, dim, 1, self.norm_cfg, deploy) for _ in range(depth - 1)]
             self.add_module(f'layer{i}', nn.Sequential(*blocks))
             prev = dim
-        guard_checkpoint_form(self, 'stem', 'RepMobile backbone')
+        guard_checkpoint_form(self, 'stem.1', 'RepMobile backbone')
         self._freeze_stages()
 
     @classmethod

@@ -1,0 +1,41 @@
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+
+REFERENCE_DIR = osp.join(osp.dirname(__file__), '..', '..', 'shared', 'reference')
+
+
+@pytest.fixture(scope='session')
+def reference():
+    """Load a published-implementation fixture: state dict, inputs, outputs, features."""
+    if not osp.isdir(REFERENCE_DIR):
+        pytest.skip(f'reference fixtures not found at {osp.abspath(REFERENCE_DIR)} '
+                    '(the shared/ folder beside the checkout)')
+
+    def load(name):
+        data = np.load(osp.join(REFERENCE_DIR, f'{name}.npz'))
+        state_dict = {
+            k[len('state_dict/'):]: torch.from_numpy(data[k])
+            for k in data.files if k.startswith('state_dict/')
+        }
+        arrays = {k: torch.from_numpy(data[k]) for k in data.files
+                  if not k.startswith('state_dict/')}
+        return state_dict, arrays
+
+    return load
+
+
+@pytest.fixture(scope='session')
+def reference_keys():
+    if not osp.isdir(REFERENCE_DIR):
+        pytest.skip(f'reference key lists not found at {osp.abspath(REFERENCE_DIR)}')
+
+    def load(name):
+        with open(osp.join(REFERENCE_DIR, f'{name}.keys.txt')) as f:
+            rows = [line.rstrip('\n').split('\t') for line in f if line.strip()]
+        return {key: tuple(int(d) for d in shape.strip('()').split(',') if d.strip())
+                for key, shape in rows}
+
+    return load

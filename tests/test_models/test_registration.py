@@ -1,0 +1,98 @@
+import copy
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import repmobile_mm  # noqa: F401  (registers everything)
+from repmobile_mm.models import RepMobile, reparameterize_model
+from repmobile_mm.utils import randomize_batchnorm
+from tests.helpers import assert_close_to_max
+
+TINY = dict(dims=(16, 32, 64, 128), blocks=(1, 2, 2, 1))
+
+
+def test_models_import_needs_only_torch_and_mmengine():
+    """`import repmobile_mm.models` works with the mm task libraries (and timm) unavailable."""
+    code = (
+        'import sys\n'
+        "for name in ('mmcv', 'mmdet', 'mmseg', 'mmpretrain', 'timm'):\n"
+        '    sys.modules[name] = None  # as if not installed\n'
+        'import torch\n'
+        'from repmobile_mm.models import RepMobile\n'
+        "print(len(RepMobile('S', deploy=True)(torch.zeros(1, 3, 64, 64))))\n")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == '4'
+
+
+@pytest.mark.parametrize('scope', ['mmpretrain', 'mmdet', 'mmseg'])
+def test_backbone_is_registered_in_each_library(scope):
+    registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
+    backbone = registry.build(dict(type='RepMobile', arch='s', out_indices=(2, 3)))
+    assert isinstance(backbone, RepMobile) and backbone.out_indices == (2, 3)
+
+
+def test_timm_models_and_features_only():
+    import timm
+    model = timm.create_model('repmobile_s', num_classes=10).eval()
+    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 10)
+    features = timm.create_model('repmobile_m', features_only=True, out_indices=(1, 3)).eval()
+    assert features.feature_info.channels() == [160, 640]
+    assert features.feature_info.reduction() == [8, 32]
+    outs = features(torch.randn(1, 3, 96, 96))
+    assert [tuple(o.shape) for o in outs] == [(1, 160, 12, 12), (1, 640, 3, 3)]
+    assert {'repmobile_s', 'repmobile_m', 'repmobile_l'} <= set(timm.list_models('repmobile*'))
+
+
+def build_classifier(distillation=False, deploy=False):
+    from mmpretrain.registry import MODELS
+    return MODELS.build(
+        dict(type='ImageClassifier',
+             backbone=dict(type='RepMobile', arch=TINY, out_indices=(3, ), deploy=deploy),
+             neck=dict(type='RepMobileNeck', in_channels=128, deploy=deploy),
+             head=dict(type='RepMobileClsHead', num_classes=5, in_channels=1024,
+                       distillation=distillation, deploy=deploy,
+                       loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1))))
+
+
+@pytest.mark.parametrize('distillation', [False, True])
+def test_mmpretrain_classifier_trains_and_fuses_exactly(distillation):
+    from mmpretrain.structures import DataSample
+    model = build_classifier(distillation)
+    model.init_weights()
+    samples = [DataSample().set_gt_label(i) for i in (0, 3)]
+    losses = model(torch.randn(2, 3, 64, 64), samples, mode='loss')
+    losses['loss'].backward()
+    assert torch.isfinite(losses['loss'])
+
+    model = randomize_batchnorm(model, seed=5).double().eval()
+    fused = reparameterize_model(copy.deepcopy(model))
+    x = torch.randn(3, 3, 57, 43, dtype=torch.float64)
+    with torch.no_grad():
+        assert_close_to_max(fused(x, mode='tensor'), model(x, mode='tensor'), 1e-8)
+    deployed = build_classifier(distillation, deploy=True).double().eval()
+    deployed.load_state_dict(fused.state_dict(), strict=True)
+    with torch.no_grad():
+        assert torch.equal(deployed(x, mode='tensor'), fused(x, mode='tensor'))
+        preds = deployed(x, mode='predict')
+    assert len(preds) == 3 and preds[0].pred_score.shape == (5, )
+
+
+def test_distillation_loss_uses_teacher_labels():
+    from mmpretrain.structures import DataSample
+    model = build_classifier(distillation=True).train()
+    head = model.head
+    feats = (torch.randn(2, 1024), )
+    with_teacher = [DataSample().set_gt_label(i) for i in (0, 1)]
+    for sample, teacher in zip(with_teacher, (4, 2)):
+        sample.set_field(torch.tensor([teacher]), 'teacher_label')
+    torch.manual_seed(0)
+    loss = head.loss(feats, with_teacher)['loss']
+    torch.manual_seed(0)  # same dropout masks
+    cls, dist = head(feats)
+    ce = head.loss_module
+    expected = 0.5 * ce(cls, torch.tensor([0, 1]), avg_factor=2) + \
+        0.5 * ce(dist, torch.tensor([4, 2]), avg_factor=2)
+    torch.testing.assert_close(loss, expected)

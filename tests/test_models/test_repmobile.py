@@ -1,0 +1,246 @@
+import copy
+
+import pytest
+import torch
+from mmengine.model.utils import revert_sync_batchnorm
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from repmobile_mm.models import RepMobile, RepMobileBlock, RepMobileNet, reparameterize_model
+from repmobile_mm.utils import count_macs, count_params, randomize_batchnorm
+from tests.helpers import assert_close_to_max
+
+TINY = dict(dims=(16, 32, 64, 128), blocks=(1, 2, 2, 1))
+# Published table (shared/specs/repmobile.md): params with the 1000-class
+# classifier and no distillation head, MACs at 224x224, backbone-only params.
+SPEC = {
+    'S': dict(params=5.72e6, macs=0.43e9, backbone=3.12e6),
+    'M': dict(params=8.21e6, macs=0.71e9, backbone=5.47e6),
+    'L': dict(params=18.36e6, macs=1.40e9, backbone=15.50e6),
+}
+SIZES = [(224, 224), (67, 45), (33, 97)]
+
+
+def fused_copy(model):
+    fused = copy.deepcopy(model)
+    fused.switch_to_deploy()
+    return fused
+
+
+@pytest.mark.parametrize('name,distillation', [('repmobile_tiny', False),
+                                               ('repmobile_tiny_distill', True)])
+def test_reproduces_published_outputs(reference, name, distillation):
+    state_dict, arrays = reference(name)
+    model = RepMobileNet(TINY, num_classes=10, distillation=distillation).eval()
+    model.load_state_dict(state_dict, strict=True)
+    backbone = RepMobile(TINY).eval()
+    backbone.load_state_dict({k: v for k, v in state_dict.items()
+                              if k.startswith(('stem.', 'layer'))}, strict=True)
+    for form, net, feats in [('training', model, backbone),
+                             ('deploy', fused_copy(model), fused_copy(backbone))]:
+        for i in range(2):
+            x = arrays[f'input{i}']
+            with torch.no_grad():
+                assert_close_to_max(net(x), arrays[f'output{i}'], 1e-4, f'{form} logits {i}')
+                for j, feat in enumerate(feats(x)):
+                    assert_close_to_max(feat, arrays[f'input{i}/feature{j}'], 1e-4,
+                                        f'{form} input{i}/feature{j}')
+
+
+@pytest.mark.parametrize('arch', ['S', 'M', 'L'])
+def test_published_key_lists_are_covered(reference_keys, arch):
+    expected = reference_keys(f'repmobile_{arch.lower()}')
+    model = RepMobileNet(arch, distillation=True)
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert ours == expected
+
+
+@pytest.mark.parametrize('arch', ['S', 'M', 'L'])
+def test_params_and_macs_match_published_table(arch):
+    spec = SPEC[arch]
+    model = RepMobileNet(arch)
+    assert abs(count_params(model) - spec['params']) <= 0.01e6
+    assert abs(count_params(RepMobile(arch)) - spec['backbone']) <= 0.01e6
+    assert abs(count_macs(model) - spec['macs']) <= 0.02e9
+    fused = fused_copy(model)
+    assert count_params(fused) < count_params(model)
+    assert count_macs(fused) < count_macs(model)
+
+
+@pytest.mark.parametrize('arch', ['S', 'M', 'L'])
+def test_deploy_form_is_exact_in_float64(arch):
+    """Eval mode, randomized BN statistics, odd sizes, batch 1 and 3: relative 1e-8."""
+    model = randomize_batchnorm(RepMobile(arch), seed=1).double().eval()
+    fused = fused_copy(model)
+    assert any(b.fix_edges for b in fused.modules() if isinstance(b, RepMobileBlock))
+    for batch in (1, 3):
+        for height, width in SIZES:
+            x = torch.randn(batch, 3, height, width, dtype=torch.float64)
+            with torch.no_grad():
+                for i, (a, b) in enumerate(zip(model(x), fused(x))):
+                    assert a.shape == b.shape
+                    assert_close_to_max(b, a, 1e-8, f'{arch} {batch}x{height}x{width} stage {i}')
+
+
+@pytest.mark.parametrize('size', [(1, 1), (2, 3), (5, 4), (9, 7)])
+def test_deploy_form_exact_on_tiny_maps(size):
+    """Maps so small that every pixel is on a border, including single pixels."""
+    model = randomize_batchnorm(RepMobile(TINY), seed=2).double().eval()
+    x = torch.randn(2, 3, *size, dtype=torch.float64)
+    with torch.no_grad():
+        for a, b in zip(model(x), fused_copy(model)(x)):
+            assert_close_to_max(b, a, 1e-8, f'size {size}')
+
+
+def test_near_zero_bn_scale_falls_back_to_edge_biases():
+    """A stride-1 block whose BN gain is 0 cannot shift its padding: edge biases instead."""
+    model = randomize_batchnorm(RepMobile(TINY), seed=3).double().eval()
+    block = model.layer1[1]
+    with torch.no_grad():
+        block.conv_dw[0].weight[:3] = 0
+    fused = fused_copy(model)
+    assert fused.layer1[1].fix_edges and not fused.layer2[1].fix_edges
+    x = torch.randn(2, 3, 45, 37, dtype=torch.float64)
+    with torch.no_grad():
+        for a, b in zip(model(x), fused(x)):
+            assert_close_to_max(b, a, 1e-8)
+    # the strategy survives a save/load of the fused weights
+    rebuilt = RepMobile(TINY, deploy=True).double().eval()
+    rebuilt.load_state_dict(fused.state_dict(), strict=True)
+    assert rebuilt.layer1[1].fix_edges and not rebuilt.layer2[1].fix_edges
+    with torch.no_grad():
+        for a, b in zip(fused(x), rebuilt(x)):
+            assert torch.equal(a, b)
+
+
+def test_deploy_flag_builds_the_fused_structure():
+    model = randomize_batchnorm(RepMobile('S')).eval()
+    fused = fused_copy(model)
+    direct = RepMobile('S', deploy=True)
+    assert {k: v.shape for k, v in direct.state_dict().items()} == \
+        {k: v.shape for k, v in fused.state_dict().items()}
+    direct.load_state_dict(fused.state_dict(), strict=True)
+    direct.eval()
+    x = torch.randn(1, 3, 65, 63)
+    with torch.no_grad():
+        for a, b in zip(fused(x), direct(x)):
+            assert torch.equal(a, b)
+    assert not any(isinstance(m, _BatchNorm) for m in direct.modules())
+
+
+def test_switch_to_deploy_is_idempotent():
+    model = randomize_batchnorm(RepMobileNet(TINY, num_classes=5, distillation=True)).eval()
+    fused = fused_copy(model)
+    state = copy.deepcopy(fused.state_dict())
+    fused.switch_to_deploy()
+    reparameterize_model(fused)
+    assert state.keys() == fused.state_dict().keys()
+    assert all(torch.equal(v, fused.state_dict()[k]) for k, v in state.items())
+
+
+@pytest.mark.parametrize('norm', ['SyncBN', 'BNXd'])
+def test_switch_to_deploy_accepts_any_batchnorm_class(norm):
+    model = RepMobile(TINY, norm_cfg=dict(type='SyncBN'))
+    if norm == 'BNXd':  # what mmengine's runner turns SyncBN into when not distributed
+        model = revert_sync_batchnorm(model)
+        assert type(model.stem[1]).__name__ == '_BatchNormXd'
+    model = randomize_batchnorm(model).double().eval()
+    reference = revert_sync_batchnorm(copy.deepcopy(model))
+    fused = fused_copy(model)
+    x = torch.randn(2, 3, 37, 41, dtype=torch.float64)
+    with torch.no_grad():
+        for a, b in zip(reference(x), fused(x)):
+            assert_close_to_max(b, a, 1e-8)
+
+
+def test_head_deploy_form_merges_both_mlps_exactly():
+    model = randomize_batchnorm(RepMobileNet(TINY, num_classes=7, distillation=True),
+                                seed=4).double().eval()
+    fused = fused_copy(model)
+    assert not hasattr(fused.classifier, 'classifier_dist')
+    assert fused.classifier.classifier[0].out_features == 2 * model.num_features
+    x = torch.randn(3, 3, 71, 53, dtype=torch.float64)
+    with torch.no_grad():
+        assert_close_to_max(fused(x), model(x), 1e-8)
+    model.train()
+    cls, dist = model(torch.randn(2, 3, 64, 64, dtype=torch.float64))
+    assert cls.shape == dist.shape == (2, 7)
+
+
+def test_output_strides_channels_and_out_indices():
+    model = RepMobile('S', out_indices=(1, -1)).eval()
+    outs = model(torch.randn(1, 3, 224, 224))
+    assert [tuple(o.shape) for o in outs] == [(1, 128, 28, 28), (1, 512, 7, 7)]
+    assert RepMobile('m').dims == RepMobile('M').dims == (80, 160, 320, 640)
+    assert len(RepMobile('S', out_indices=2)(torch.randn(2, 3, 32, 32))) == 1
+
+
+def test_frozen_stages_and_norm_eval():
+    model = RepMobile(TINY, frozen_stages=2, norm_eval=True)
+    model.train()
+    frozen = [model.stem, model.layer0, model.layer1]
+    for module in frozen:
+        assert all(not p.requires_grad for p in module.parameters())
+    assert all(p.requires_grad for p in model.layer2.parameters())
+    assert all(not m.training for m in model.modules() if isinstance(m, _BatchNorm))
+    stats = copy.deepcopy(model.state_dict())
+    model(torch.randn(2, 3, 32, 32)).__getitem__(-1).sum().backward()
+    for key, value in model.state_dict().items():
+        if 'running' in key:
+            assert torch.equal(value, stats[key]), key
+    # frozen stages stay frozen after fusing too
+    fused = fused_copy(model)
+    assert all(not p.requires_grad for p in fused.layer1.parameters())
+    assert all(p.requires_grad for p in fused.layer2.parameters())
+
+
+def test_frozen_stages_without_norm_eval_keeps_later_bn_training():
+    model = RepMobile(TINY, frozen_stages=0).train()
+    assert not model.stem[1].training and model.layer0[0].conv_pw[0].training
+
+
+def test_with_cp_gives_the_same_gradients():
+    torch.manual_seed(0)
+    plain = randomize_batchnorm(RepMobile(TINY)).train()
+    checkpointed = copy.deepcopy(plain)
+    checkpointed.with_cp = True
+    x = torch.randn(2, 3, 40, 40)
+    for model in (plain, checkpointed):
+        sum(o.square().sum() for o in model(x)).backward()
+    for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(arch='XL'), r"unknown RepMobile arch 'XL'; choose one of \['L', 'M', 'S'\]"),
+    (dict(arch=dict(dims=(16, 32, 64, 128))), "exactly the keys 'dims' and 'blocks'"),
+    (dict(arch=dict(dims=(16, 30, 64, 128), blocks=(1, 1, 1, 1))), r'dims\[i\] == 2 \* dims'),
+    (dict(out_indices=(0, 4)), r'out_indices must be stage indices in 0..3'),
+    (dict(frozen_stages=5), 'frozen_stages must be an int from -1'),
+    (dict(frozen_stages=-2), 'frozen_stages must be an int from -1'),
+    (dict(norm_cfg=dict(type='GN')), "norm_cfg type must be one of"),
+])
+def test_bad_arguments_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RepMobile(**kwargs)
+
+
+def test_wrong_input_channels_are_named():
+    with pytest.raises(ValueError, match=r'expects images of shape \(N, 3, H, W\); got .*\(1, 1, 32, 32\)'):
+        RepMobile(TINY)(torch.randn(1, 1, 32, 32))
+
+
+def test_checkpoint_of_the_other_form_gets_a_clear_message():
+    model = RepMobileNet(TINY, num_classes=3).eval()
+    fused = fused_copy(model)
+    with pytest.raises(RuntimeError, match='fused deploy form .* deploy config'):
+        RepMobileNet(TINY, num_classes=3).load_state_dict(fused.state_dict())
+    with pytest.raises(RuntimeError, match='training form .* tools/reparameterize_model.py'):
+        RepMobileNet(TINY, num_classes=3, deploy=True).load_state_dict(model.state_dict())
+    # also through mmengine's loader (non-strict, prefixed, as in init_cfg Pretrained)
+    from mmengine.runner.checkpoint import load_state_dict
+    wrapper = nn.Module()
+    wrapper.backbone = RepMobile(TINY, deploy=True)
+    prefixed = {f'backbone.{k}': v for k, v in RepMobile(TINY).state_dict().items()}
+    with pytest.raises(RuntimeError, match=r"'backbone.stem.1.running_mean'"):
+        load_state_dict(wrapper, prefixed, strict=False)
