@@ -4,7 +4,7 @@ Importing the package registers the models into mmpretrain, mmdet, mmseg and tim
 each only if installed; ``repmobile_mm.models`` needs only torch and mmengine.
 """
 from .models import *  # noqa: F401,F403
-from .registration import register_all
+from .integrations import register_all
 
 __version__ = '0.1.0'
 

@@ -70,6 +70,10 @@ def fuse_conv_bn_in_sequential(seq: nn.Sequential, index: int = 0) -> None:
     seq[index + 1] = nn.Identity()
 
 
+class CheckpointFormError(RuntimeError):
+    """A state dict of the fused form met a training-form model, or the reverse."""
+
+
 def guard_checkpoint_form(module: nn.Module, bn_path: str, name: str) -> None:
     """Make ``module`` refuse, with a clear message, a state dict of its other form.
 
@@ -84,13 +88,13 @@ def guard_checkpoint_form(module: nn.Module, bn_path: str, name: str) -> None:
         trained = f'{prefix}{bn_path}.running_mean' in state_dict
         fused = f'{prefix}{fused_bias}' in state_dict and not trained
         if module.deploy and trained:
-            raise RuntimeError(
+            raise CheckpointFormError(
                 f'the checkpoint holds the training form of the {name} (it has '
                 f"'{prefix}{bn_path}.running_mean'), but the model was built in deploy form "
                 '(deploy=True): load it with the training config, or fuse it first with '
                 'tools/reparameterize_model.py')
         if not module.deploy and fused:
-            raise RuntimeError(
+            raise CheckpointFormError(
                 f'the checkpoint holds the fused deploy form of the {name} (it has '
                 f"'{prefix}{fused_bias}' and no BatchNorm), but the model was built in "
                 'training form (deploy=False): load it with the deploy config (the configs '

@@ -1,4 +1,4 @@
-"""Thin layer that registers the plain models into whichever libraries are installed."""
+"""Per-library layers: registrations and the few classes a library needs (heads, wrappers)."""
 import importlib.util
 
 

@@ -1,0 +1,4 @@
+# Fused form of ../repmobile-m_4xb256-300e_in1k.py: loads checkpoints written by
+# tools/reparameterize_model.py with strict=True.
+_base_ = '../repmobile-m_4xb256-300e_in1k.py'
+model = dict(backbone=dict(deploy=True), neck=dict(deploy=True), head=dict(deploy=True))

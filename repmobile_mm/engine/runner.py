@@ -1,0 +1,97 @@
+"""What tools/train.py and tools/test.py share: config loading and CLI merging.
+
+The config's ``default_scope`` (mmpretrain, mmdet or mmseg) decides the library;
+mmengine imports that library's modules when the runner builds them.
+"""
+import inspect
+import os
+import os.path as osp
+from typing import Optional
+
+from mmengine.config import Config
+
+from .checkpoint import allow_mmengine_checkpoint_globals
+
+SCOPES = ('mmpretrain', 'mmdet', 'mmseg')
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """Load a config with a clear error for a missing file or an unknown override key."""
+    if not osp.isfile(path):
+        raise SystemExit(f'config file not found: {path}')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        check_override_keys(cfg, cfg_options)
+        cfg.merge_from_dict(cfg_options)
+    scope = cfg.get('default_scope')
+    if scope not in SCOPES:
+        raise SystemExit(f'{path}: default_scope must be one of {SCOPES} (it decides the '
+                         f'library), got {scope!r}')
+    return cfg
+
+
+def check_override_keys(cfg: Config, cfg_options: dict) -> None:
+    """Refuse ``--cfg-options`` whose top-level key the config does not have.
+
+    Nested keys may be new (they add arguments), and so may the runner's own
+    arguments (``work_dir``, ``load_from``, ...); any other new top-level key is a
+    typo that mmengine would ignore silently.
+    """
+    from mmengine.runner import Runner
+    runner_args = set(inspect.signature(Runner.__init__).parameters)
+    known = set(cfg.keys()) | runner_args
+    unknown = sorted({key.split('.')[0] for key in cfg_options} - known)
+    if unknown:
+        raise SystemExit(f'--cfg-options: unknown config key(s) {unknown}; the config '
+                         f'has {sorted(cfg.keys())}')
+
+
+def set_work_dir(cfg: Config, config_path: str, work_dir: Optional[str]) -> None:
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def apply_library_dataloader_defaults(cfg: Config) -> None:
+    """Dataloader defaults that each library's own train.py/test.py adds.
+
+    mmpretrain's tools batch with ``default_collate``; mmdet and mmseg keep
+    mmengine's ``pseudo_collate``. Workers persist only when there are some.
+    """
+    for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(field)
+        if loader is None:
+            continue
+        if cfg.default_scope == 'mmpretrain':
+            loader.setdefault('collate_fn', dict(type='default_collate'))
+        if loader.get('num_workers', 0) > 0:
+            loader.setdefault('persistent_workers', True)
+
+
+def set_local_rank(local_rank: int) -> None:
+    """torch.distributed.launch passes --local-rank/--local_rank; torchrun sets LOCAL_RANK."""
+    os.environ.setdefault('LOCAL_RANK', str(local_rank))
+
+
+def build_runner(cfg: Config):
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    allow_mmengine_checkpoint_globals()
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def enable_amp(cfg: Config) -> None:
+    """Switch the optimizer wrapper to its AMP twin (ours too: AGC keeps working)."""
+    wrapper = cfg.optim_wrapper
+    amp_types = {'OptimWrapper': 'AmpOptimWrapper', 'AGCOptimWrapper': 'AGCAmpOptimWrapper'}
+    current = wrapper.get('type', 'OptimWrapper')
+    if current in amp_types.values():
+        return
+    if current not in amp_types:
+        raise SystemExit(f'--amp: no AMP version of optim_wrapper type {current!r}')
+    wrapper.type = amp_types[current]
+    wrapper.setdefault('loss_scale', 'dynamic')
+

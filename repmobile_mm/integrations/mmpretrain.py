@@ -1,0 +1,130 @@
+"""mmpretrain layer: the backbone, the published neck and head, hard distillation."""
+from typing import List, Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmengine.runner.checkpoint import load_checkpoint
+from mmpretrain.models.classifiers import ImageClassifier
+from mmpretrain.models.heads import ClsHead
+from mmpretrain.registry import MODELS
+
+from ..models import RepMobile, RepMobileClassifier, RepMobileNeck
+
+MODELS.register_module(module=RepMobile)
+MODELS.register_module(module=RepMobileNeck)
+
+
+@MODELS.register_module()
+class RepMobileClsHead(RepMobileClassifier, ClsHead):
+    """The published RepMobile classifier (MLP, optional distillation MLP) as a ClsHead.
+
+    Keys: ``classifier.*`` and ``classifier_dist.*`` as published. With
+    ``distillation=True`` the training loss is ``(1 - alpha) * loss(cls, gt) +
+    alpha * cross_entropy(dist, teacher)``, the teacher labels coming from each data
+    sample's ``teacher_label`` (set by the distillation classifier); samples
+    without one fall back to the ground truth. Evaluation uses the mean logits.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 distillation: bool = False,
+                 distill_alpha: float = 0.5,
+                 dropout: float = 0.2,
+                 deploy: bool = False,
+                 loss: dict = dict(type='CrossEntropyLoss', loss_weight=1.0),
+                 topk: Union[int, Tuple[int]] = (1, ),
+                 cal_acc: bool = False,
+                 init_cfg: Optional[Union[dict, list]] = None):
+        if init_cfg is None:
+            init_cfg = [
+                dict(type='Normal', layer='Linear', std=0.001, bias=0),
+                dict(type='Constant', layer=['_BatchNorm'], val=1, bias=0),
+            ]
+        ClsHead.__init__(self, loss=loss, topk=topk, cal_acc=cal_acc, init_cfg=init_cfg)
+        self.distill_alpha = distill_alpha
+        self.init_classifier(in_channels, num_classes, distillation, dropout, deploy)
+
+    def forward(self, feats: Tuple[torch.Tensor]):
+        return self.classify(self.pre_logits(feats))
+
+    def loss(self, feats: Tuple[torch.Tensor], data_samples: List, **kwargs) -> dict:
+        scores = self(feats)
+        if not isinstance(scores, tuple):
+            return self._get_loss(scores, data_samples, **kwargs)
+        cls_score, dist_score = scores
+        losses = self._get_loss(cls_score, data_samples, **kwargs)
+        teacher = torch.cat([
+            s.teacher_label if 'teacher_label' in s else s.gt_label for s in data_samples
+        ])
+        # DeiT's hard distillation: plain cross-entropy on the teacher's arg-max.
+        loss_dist = F.cross_entropy(dist_score, teacher)
+        losses['loss'] = (1 - self.distill_alpha) * losses['loss'] + self.distill_alpha * loss_dist
+        return losses
+
+
+@MODELS.register_module()
+class DistillationImageClassifier(ImageClassifier):
+    """ImageClassifier trained with hard distillation from a frozen teacher (DeiT style).
+
+    The teacher sees the same preprocessed batch, always in eval mode and without
+    gradients; its arg-max labels reach the head as ``teacher_label`` (see
+    ``RepMobileClsHead``). The teacher is not part of the state dict: checkpoints
+    hold the student only. ``teacher=None`` makes this a plain ImageClassifier
+    (deploy configs, evaluation).
+
+    Args:
+        teacher (dict, optional): teacher model config, e.g.
+            ``dict(type='TimmClassifier', model_name='regnety_160')``.
+        teacher_checkpoint (str, optional): teacher weights, loaded strictly by
+            ``init_weights`` (so before training, not for testing).
+        **kwargs: the ImageClassifier arguments (backbone, neck, head, ...).
+    """
+
+    def __init__(self, teacher: Optional[dict] = None,
+                 teacher_checkpoint: Optional[str] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.teacher_checkpoint = teacher_checkpoint
+        self.teacher = None if teacher is None else MODELS.build(teacher)
+        if self.teacher is not None:
+            self.teacher.requires_grad_(False)
+            self.teacher.eval()
+            self._register_state_dict_hook(_drop_teacher_keys)
+            self.register_load_state_dict_post_hook(_ignore_missing_teacher_keys)
+
+    def init_weights(self):
+        super().init_weights()
+        if self.teacher is None:
+            return
+        if not self.teacher_checkpoint:
+            raise ValueError('distillation needs trained teacher weights: set '
+                             'model.teacher_checkpoint to the teacher checkpoint path')
+        print_log(f'loading the distillation teacher from {self.teacher_checkpoint}',
+                  logger='current')
+        load_checkpoint(self.teacher, self.teacher_checkpoint, map_location='cpu', strict=True)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()
+        return self
+
+    def loss(self, inputs: torch.Tensor, data_samples: List) -> dict:
+        if self.teacher is not None:
+            with torch.no_grad():
+                teacher_logits = self.teacher(inputs, mode='tensor')
+            for sample, label in zip(data_samples, teacher_logits.argmax(dim=1, keepdim=True)):
+                sample.set_field(label, 'teacher_label')
+        return super().loss(inputs, data_samples)
+
+
+def _drop_teacher_keys(module, state_dict, prefix, local_metadata):
+    for key in [k for k in state_dict if k.startswith(f'{prefix}teacher.')]:
+        del state_dict[key]
+    return state_dict
+
+
+def _ignore_missing_teacher_keys(module, incompatible_keys):
+    missing = incompatible_keys.missing_keys
+    missing[:] = [k for k in missing if not k.startswith('teacher.')]

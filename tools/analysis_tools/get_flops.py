@@ -1,0 +1,37 @@
+"""Parameters and MACs of the model a config builds, in training and fused form.
+
+    python tools/analysis_tools/get_flops.py CONFIG [--shape H W]
+
+MACs follow mmengine's FlopAnalyzer (the published tables' convention).
+"""
+import argparse
+
+from mmengine.config import DictAction
+
+from repmobile_mm.engine.model_io import build_model, fused_copy, test_input_size
+from repmobile_mm.engine.runner import load_config
+from repmobile_mm.utils import count_macs, count_params
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help="input size (default: the config's test size)")
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, key=value')
+    args = parser.parse_args()
+    cfg = load_config(args.config, args.cfg_options)
+    model = build_model(cfg).eval()
+    if getattr(model, 'teacher', None) is not None:  # the teacher is not part of the model
+        model.teacher = None
+    height, width = args.shape or test_input_size(cfg)
+    shape = (1, 3, height, width)
+    print(f'{args.config} at {height}x{width}')
+    for form, net in (('training', model), ('deploy', fused_copy(model))):
+        print(f'  {form:<8} form: {count_params(net) / 1e6:.2f}M parameters, '
+              f'{count_macs(net, shape) / 1e9:.3f}G MACs')
+
+
+if __name__ == '__main__':
+    main()

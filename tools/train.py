@@ -1,0 +1,53 @@
+"""Train a classifier, detector or segmentor from a config (its default_scope picks the library).
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
+"""
+import argparse
+
+from mmengine.config import DictAction
+
+from repmobile_mm.engine.runner import (apply_library_dataloader_defaults, build_runner,
+                                        enable_amp, load_config, set_local_rank, set_work_dir)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train a model from a config')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go')
+    parser.add_argument('--resume', nargs='?', const='auto',
+                        help='resume from CKPT, or without a value from the latest checkpoint '
+                        'in the work dir')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--no-validate', action='store_true', help='skip validation')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the learning rate by the actual total batch size')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    set_local_rank(args.local_rank)
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.launcher = args.launcher
+    set_work_dir(cfg, args.config, args.work_dir)
+    if args.no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if args.amp:
+        enable_amp(cfg)
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    if args.auto_scale_lr:
+        cfg.auto_scale_lr.enable = True
+    apply_library_dataloader_defaults(cfg)
+    build_runner(cfg).train()
+
+
+if __name__ == '__main__':
+    main()
