@@ -1,0 +1,14 @@
+import os.path as osp
+
+import repmobile_mm
+
+PACKAGE = osp.dirname(repmobile_mm.__file__)
+
+
+def test_mim_extension_ships_tools_and_configs():
+    """`mim train repmobile_mm CONFIG` looks for tools and configs under repmobile_mm/.mim."""
+    mim = osp.join(PACKAGE, '.mim')
+    assert osp.isfile(osp.join(mim, 'tools', 'train.py')), 'run pip install -e . again'
+    assert osp.isdir(osp.join(mim, 'configs', '_base_'))
+    assert osp.isfile(osp.join(mim, 'classification', 'configs', 'repmobile',
+                               'repmobile-s_4xb256-300e_in1k.py'))
