@@ -5,8 +5,6 @@ import json
 import os
 import os.path as osp
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,26 +14,14 @@ from PIL import Image
 import repmobile_mm  # noqa: F401
 from repmobile_mm.engine.model_io import build_model, read_state_dict
 from repmobile_mm.engine.runner import load_config
-from tests.helpers import assert_close_to_max
+from tests.helpers import ROOT, assert_close_to_max, check_tool, run_tool
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(ROOT, 'classification/configs')
 DIGITS = osp.join(CONFIG_DIR, 'repmobile/repmobile-s_1xb64_digits.py')
 DIGITS_DEPLOY = osp.join(CONFIG_DIR, 'repmobile/deploy/repmobile-s-deploy_1xb64_digits.py')
 DISTILL_S = osp.join(CONFIG_DIR, 'repmobile/repmobile-s_4xb256-300e-distill_in1k.py')
 # replaces the configs' arch='S' (a string, hence _delete_)
 TINY_ARCH = dict(_delete_=True, dims=(16, 32, 64, 128), blocks=(1, 2, 2, 1))
-
-
-def run_tool(*args):
-    return subprocess.run([sys.executable, '-W', 'ignore', *args], cwd=ROOT,
-                          capture_output=True, text=True)
-
-
-def check_tool(*args):
-    result = run_tool(*args)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
 
 
 @pytest.mark.parametrize('path', sorted(glob.glob(osp.join(CONFIG_DIR, 'repmobile/**/*.py'),

@@ -1,9 +1,12 @@
-"""`make demo`: the RepMobile journey on this machine.
+"""`make demo`: the RepMobile journey on this machine (2 CPU cores are enough).
 
 1. Backbones: build RepMobile S, M and L, fuse them, check and time both forms.
-2. Classification on real data (scikit-learn's digits): export the data, train with
-   tools/train.py, test with tools/test.py, fuse with tools/reparameterize_model.py,
-   test the fused checkpoint with the deploy config, time both forms.
+2. Each task on data made or shipped here: classification on scikit-learn's
+   handwritten digits, Mask R-CNN on generated shapes (COCO format), Semantic FPN
+   on generated scenes (ADE20K layout). For each: write the data if missing, train
+   with tools/train.py, test with tools/test.py, fuse with
+   tools/reparameterize_model.py, test the fused checkpoint with the deploy twin of
+   the config, and print both results side by side.
 """
 import argparse
 import copy
@@ -13,6 +16,8 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from typing import Dict, Tuple
 
 import torch
 
@@ -23,8 +28,40 @@ from repmobile_mm.utils import (count_macs, count_params, interleaved_latency,
                                 randomize_batchnorm)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DIGITS_CONFIG = 'classification/configs/repmobile/repmobile-s_1xb64_digits.py'
-DIGITS_DEPLOY_CONFIG = 'classification/configs/repmobile/deploy/repmobile-s-deploy_1xb64_digits.py'
+
+
+@dataclass
+class Task:
+    title: str
+    config: str
+    deploy_config: str
+    checkpoint: str  # file name the training run ends with
+    data_check: str  # a path that exists once the data is written
+    data_tool: Tuple[str, ...]
+    metrics: Dict[str, str]  # metric key -> column title
+    latency_shape: Tuple[int, int]
+
+
+TASKS = {
+    'classification': Task(
+        'Classification: RepMobile-S on scikit-learn digits (real data, 360 held out)',
+        'classification/configs/repmobile/repmobile-s_1xb64_digits.py',
+        'classification/configs/repmobile/deploy/repmobile-s-deploy_1xb64_digits.py',
+        'epoch_12.pth', 'data/digits/val', ('tools/dataset_converters/export_digits.py',),
+        {'accuracy/top1': 'top-1 %'}, (32, 32)),
+    'detection': Task(
+        'Detection + instance segmentation: Mask R-CNN RepMobile-S on generated shapes',
+        'detection/configs/repmobile/mask-rcnn_repmobile-s_fpn_1xb2-1500i_shapes.py',
+        'detection/configs/repmobile/deploy/mask-rcnn_repmobile-s-deploy_fpn_1xb2-1500i_shapes.py',
+        'iter_1500.pth', 'data/shapes/val2017', ('tools/dataset_converters/make_shapes.py',),
+        {'coco/bbox_mAP': 'box AP', 'coco/segm_mAP': 'mask AP'}, (192, 192)),
+    'segmentation': Task(
+        'Semantic segmentation: Semantic FPN RepMobile-S on generated scenes',
+        'segmentation/configs/repmobile/fpn_repmobile-s_1xb4-500i_scenes-128x128.py',
+        'segmentation/configs/repmobile/deploy/fpn_repmobile-s-deploy_1xb4-500i_scenes-128x128.py',
+        'iter_500.pth', 'data/scenes/images/validation',
+        ('tools/dataset_converters/make_scenes.py',), {'mIoU': 'mIoU %'}, (128, 128)),
+}
 
 CHECK_SIZES = [(224, 224), (67, 45), (33, 97)]
 
@@ -78,58 +115,70 @@ def backbone_demo(args):
 
 def run_tool(*args):
     """Run one of the repository's tools as a user would, output streaming through."""
-    command = [sys.executable, *args]
     print('$ python ' + ' '.join(args), flush=True)
-    subprocess.run(command, cwd=ROOT, check=True)
+    subprocess.run([sys.executable, *args], cwd=ROOT, check=True)
 
 
-def classification_demo(work_dir):
-    print('\n== Classification: RepMobile-S on scikit-learn digits (real data) ==', flush=True)
-    if not osp.isdir(osp.join(ROOT, 'data/digits/val')):
-        run_tool('tools/dataset_converters/export_digits.py', '--out', 'data/digits')
-    work_dir = osp.join(work_dir, 'digits')
+def load_trained(config, checkpoint):
+    model = build_model(load_config(osp.join(ROOT, config))).eval()
+    load_weights(model, read_state_dict(osp.join(ROOT, checkpoint)), checkpoint, config)
+    return model
+
+
+def task_demo(task: Task, work_dir: str):
+    """Data, train, test, fuse, test the fused checkpoint; returns the summary lines."""
+    print(f'\n== {task.title} ==', flush=True)
+    if not osp.isdir(osp.join(ROOT, task.data_check)):
+        run_tool(*task.data_tool)
     shutil.rmtree(osp.join(ROOT, work_dir), ignore_errors=True)
     start = time.time()
-    run_tool('tools/train.py', DIGITS_CONFIG, '--work-dir', work_dir)
+    run_tool('tools/train.py', task.config, '--work-dir', work_dir)
     train_time = time.time() - start
-    checkpoint = osp.join(work_dir, 'epoch_12.pth')
+    checkpoint = osp.join(work_dir, task.checkpoint)
     fused = osp.join(work_dir, 'fused.pth')
+    run_tool('tools/reparameterize_model.py', task.config, checkpoint, fused)
     results = {}
-    for name, config, ckpt in (('train', DIGITS_CONFIG, checkpoint),
-                               ('deploy', DIGITS_DEPLOY_CONFIG, fused)):
-        if name == 'deploy':
-            run_tool('tools/reparameterize_model.py', DIGITS_CONFIG, checkpoint, fused)
-        out = osp.join(work_dir, f'test_{name}.json')
-        run_tool('tools/test.py', config, ckpt, '--work-dir', osp.join(work_dir, f'test_{name}'),
+    for form, config, ckpt in (('training', task.config, checkpoint),
+                               ('fused', task.deploy_config, fused)):
+        out = osp.join(work_dir, f'test_{form}.json')
+        run_tool('tools/test.py', config, ckpt, '--work-dir', osp.join(work_dir, f'test_{form}'),
                  '--out', out)
         with open(osp.join(ROOT, out)) as f:
-            results[name] = json.load(f)['accuracy/top1']
+            results[form] = json.load(f)
+    models = {'training': load_trained(task.config, checkpoint),
+              'fused': load_trained(task.deploy_config, fused)}
+    height, width = task.latency_shape
+    latency = interleaved_latency(
+        {form: lambda x, m=m: m(x, mode='tensor') for form, m in models.items()},
+        torch.randn(1, 3, height, width), repeats=20)
 
-    models = {}
-    for name, config, ckpt in (('train', DIGITS_CONFIG, checkpoint),
-                               ('deploy', DIGITS_DEPLOY_CONFIG, fused)):
-        model = build_model(load_config(osp.join(ROOT, config))).eval()
-        load_weights(model, read_state_dict(osp.join(ROOT, ckpt)), ckpt, config)
-        models[name] = model
-    latency = interleaved_latency(models, torch.randn(1, 3, 32, 32))
-    print(f'\ntrained in {train_time:.0f} s (12 epochs, {torch.get_num_threads()} CPU threads)')
-    print(f"{'form':<8} {'top-1 (360 held-out digits)':>28} {'params':>8} {'latency b1 32x32':>18}")
-    for name in ('train', 'deploy'):
-        print(f'{name:<8} {results[name]:>27.2f}% {count_params(models[name]) / 1e6:>7.2f}M '
-              f'{latency[name]:>15.2f} ms')
-    if results['train'] != results['deploy']:
-        raise SystemExit('the fused checkpoint scores differently from the trained one')
+    lines = [task.title, f'  trained in {train_time:.0f} s; whole task {time.time() - start:.0f} s',
+             f"  {'form':<9}" + ''.join(f'{title:>10}' for title in task.metrics.values()) +
+             f"{'params':>9}{f'latency b1 {height}x{width}':>22}"]
+    for form in ('training', 'fused'):
+        lines.append(f'  {form:<9}' + ''.join(f'{results[form][key]:>10.3f}' for key in task.metrics)
+                     + f'{count_params(models[form]) / 1e6:>8.2f}M{latency[form]:>19.1f} ms')
+    print('\n'.join(lines), flush=True)
+    if results['training'] != results['fused']:
+        raise SystemExit(f'{task.title}: the fused checkpoint scores differently')
+    return lines
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--archs', nargs='+', default=['S', 'M', 'L'])
     parser.add_argument('--repeats', type=int, default=30, help='timed calls per form')
+    parser.add_argument('--tasks', nargs='*', default=list(TASKS), choices=list(TASKS),
+                        help='task journeys to run after the backbone table')
     parser.add_argument('--work-dir', default='work_dirs/demo', help='where runs are written')
     args = parser.parse_args()
     start = time.time()
     backbone_demo(args)
-    classification_demo(args.work_dir)
+    summary = []
+    for name in args.tasks:
+        summary += task_demo(TASKS[name], osp.join(args.work_dir, name))
+    if summary:
+        print('\n== Summary ==\n' + '\n'.join(summary))
     print(f'demo finished in {time.time() - start:.0f} s')
 
 

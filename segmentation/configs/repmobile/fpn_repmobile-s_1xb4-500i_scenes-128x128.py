@@ -1,0 +1,54 @@
+# Semantic FPN RepMobile-S on generated scenes (tools/dataset_converters/make_scenes.py),
+# an ADE20K-layout stand-in (label 0 = "other", ignored) that trains on 2 CPU cores in
+# minutes. Backbone from scratch, 128x128 crops; the rest is the RepMobile-S ADE20K config.
+_base_ = './fpn_repmobile-s_8xb4-40k_ade20k-512x512.py'
+
+classes = ('stripes', 'checkerboard', 'dots', 'disc', 'square', 'triangle')
+crop_size = (128, 128)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(init_cfg=None),
+    decode_head=dict(num_classes=len(classes)))
+
+data_root = 'data/scenes'
+dataset = dict(type='BaseSegDataset', data_root=data_root, metainfo=dict(classes=classes),
+               reduce_zero_label=True, img_suffix='.jpg', seg_map_suffix='.png')
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='RandomResize', scale=(160, 128), ratio_range=(0.75, 1.5), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeToMultiple', size_divisor=32),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=1,
+    dataset=dict(_delete_=True, **dataset, pipeline=train_pipeline,
+                 data_prefix=dict(img_path='images/training',
+                                  seg_map_path='annotations/training')))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=1,
+    dataset=dict(_delete_=True, **dataset, pipeline=test_pipeline,
+                 data_prefix=dict(img_path='images/validation',
+                                  seg_map_path='annotations/validation')))
+test_dataloader = val_dataloader
+
+max_iters = 500
+optim_wrapper = dict(optimizer=dict(lr=2e-3), clip_grad=None)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
+    dict(type='PolyLR', power=0.9, eta_min=1e-6, by_epoch=False, begin=50, end=max_iters),
+]
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
+    checkpoint=dict(interval=max_iters, max_keep_ckpts=1))
+randomness = dict(seed=0)

@@ -1,0 +1,126 @@
+"""Detection and instance segmentation (mmdet): configs, tools end to end, fused detectors."""
+import copy
+import glob
+import os.path as osp
+
+import pytest
+import torch
+from torch.nn.modules.batchnorm import _BatchNorm
+
+import repmobile_mm  # noqa: F401
+from repmobile_mm.engine.model_io import build_model, read_state_dict
+from repmobile_mm.engine.runner import load_config
+from repmobile_mm.models import reparameterize_model
+from repmobile_mm.utils import randomize_batchnorm
+from tests.helpers import ROOT, check_tool
+
+CONFIG_DIR = osp.join(ROOT, 'detection/configs')
+SHAPES = osp.join(CONFIG_DIR, 'repmobile/mask-rcnn_repmobile-s_fpn_1xb2-1500i_shapes.py')
+
+
+@pytest.mark.parametrize('path', sorted(glob.glob(osp.join(CONFIG_DIR, 'repmobile/**/*.py'),
+                                                  recursive=True)),
+                         ids=lambda p: osp.relpath(p, CONFIG_DIR))
+def test_every_config_loads_and_builds(path):
+    cfg = load_config(path)
+    assert cfg.default_scope == 'mmdet'
+    model = build_model(cfg)
+    assert model.backbone.deploy == ('/deploy/' in path)
+    assert model.neck.in_channels == list(model.backbone.dims)
+    if 'coco.py' in path:
+        assert cfg.optim_wrapper.optimizer.type == 'AdamW'
+        assert cfg.optim_wrapper.optimizer.lr == 2e-4
+        assert cfg.model.neck.norm_cfg.type == 'SyncBN'
+        init = cfg.model.backbone.init_cfg
+        if '/deploy/' in path:
+            assert init is None
+        else:
+            assert init.type == 'Pretrained' and init.prefix == 'backbone.'
+
+
+@pytest.fixture(scope='module')
+def shapes(tmp_path_factory):
+    """A tiny generated shapes set and two training iterations on it."""
+    from tools.dataset_converters.make_shapes import make_shapes
+    tmp = tmp_path_factory.mktemp('det')
+    data = str(tmp / 'shapes') + '/'
+    make_shapes(data, num_train=4, num_val=2, seed=1)
+    ann = data + 'annotations/instances_val2017.json'
+    options = ['--cfg-options', f'train_dataloader.dataset.data_root={data}',
+               f'val_dataloader.dataset.data_root={data}',
+               f'test_dataloader.dataset.data_root={data}',
+               f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
+               'train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2']
+    work_dir = str(tmp / 'work')
+    result = check_tool('tools/train.py', SHAPES, '--work-dir', work_dir, *options)
+    assert 'Iter(train) [2/2]' in result.stdout + result.stderr
+    return dict(tmp=tmp, data=data, options=options,
+                checkpoint=osp.join(work_dir, 'iter_2.pth'))
+
+
+@pytest.mark.slow
+def test_train_then_test(shapes):
+    out = str(shapes['tmp'] / 'metrics.json')
+    result = check_tool('tools/test.py', SHAPES, shapes['checkpoint'], '--work-dir',
+                        str(shapes['tmp'] / 'test'), '--out', out, *shapes['options'])
+    assert 'coco/bbox_mAP' in result.stdout + result.stderr
+
+
+def predict(model, images):
+    from mmdet.apis import inference_detector
+    return [r.pred_instances for r in inference_detector(model, images)]
+
+
+@pytest.mark.slow
+def test_fused_detector_predicts_the_same(shapes):
+    from mmdet.apis import init_detector
+    cfg = load_config(SHAPES)
+    model = init_detector(cfg, shapes['checkpoint'], device='cpu')
+    randomize_batchnorm(model.backbone, seed=7)
+    fused = reparameterize_model(copy.deepcopy(model)).eval()
+    assert fused.backbone.deploy and not any(
+        isinstance(m, _BatchNorm) for m in fused.backbone.modules())
+    images = sorted(glob.glob(shapes['data'] + 'val2017/*.jpg'))
+    for a, b in zip(predict(model, images), predict(fused, images)):
+        assert len(a) > 0 and len(a) == len(b)
+        assert torch.equal(a.labels, b.labels)
+        torch.testing.assert_close(a.scores, b.scores, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(a.bboxes, b.bboxes, atol=1e-2, rtol=1e-4)
+        mismatch = (a.masks != b.masks).float().mean().item()
+        assert mismatch < 1e-3, f'{mismatch:.2%} of mask pixels differ'
+
+
+@pytest.mark.slow
+def test_fuse_tool_round_trip_for_detectors(shapes):
+    fused_path = str(shapes['tmp'] / 'fused.pth')
+    result = check_tool('tools/reparameterize_model.py', SHAPES, shapes['checkpoint'],
+                        fused_path, *shapes['options'])
+    assert 'outputs differ by at most' in result.stdout
+    deploy_cfg = load_config(SHAPES, {'model.backbone.deploy': True})
+    build_model(deploy_cfg).load_state_dict(read_state_dict(fused_path), strict=True)
+
+
+def test_frozen_stages_and_norm_eval_through_a_training_step(shapes):
+    from mmdet.registry import DATASETS
+    from mmengine.dataset import pseudo_collate
+    from mmengine.optim import build_optim_wrapper
+    cfg = load_config(SHAPES, {'model.backbone.frozen_stages': 2,
+                               'model.backbone.norm_eval': True,
+                               'train_dataloader.dataset.data_root': shapes['data']})
+    model = build_model(cfg)
+    model.init_weights()
+    model.train()
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    batch = pseudo_collate([dataset[0], dataset[1]])
+    before = copy.deepcopy(model.backbone.state_dict())
+    optim = build_optim_wrapper(model, cfg.optim_wrapper)
+    model.train_step(batch, optim)
+    after = model.backbone.state_dict()
+    frozen = ('stem.', 'layer0.', 'layer1.')
+    for key, value in before.items():
+        if key.startswith(frozen) or 'running_' in key or 'num_batches' in key:
+            assert torch.equal(value, after[key]), f'{key} changed'
+    assert any(not torch.equal(v, after[k]) for k, v in before.items()
+               if k.startswith('layer3.') and 'running' not in k), 'layer3 did not learn'
+    assert all(not p.requires_grad for n, p in model.backbone.named_parameters()
+               if n.startswith(frozen))

@@ -1,0 +1,90 @@
+"""Semantic segmentation (mmseg): configs, tools end to end, fused segmentors."""
+import copy
+import glob
+import json
+import os.path as osp
+
+import pytest
+import torch
+
+import repmobile_mm  # noqa: F401
+from repmobile_mm.engine.model_io import build_model, read_state_dict
+from repmobile_mm.engine.runner import load_config
+from repmobile_mm.models import reparameterize_model
+from repmobile_mm.utils import randomize_batchnorm
+from tests.helpers import ROOT, assert_close_to_max, check_tool
+
+CONFIG_DIR = osp.join(ROOT, 'segmentation/configs')
+SCENES = osp.join(CONFIG_DIR, 'repmobile/fpn_repmobile-s_1xb4-500i_scenes-128x128.py')
+
+
+@pytest.mark.parametrize('path', sorted(glob.glob(osp.join(CONFIG_DIR, 'repmobile/**/*.py'),
+                                                  recursive=True)),
+                         ids=lambda p: osp.relpath(p, CONFIG_DIR))
+def test_every_config_loads_and_builds(path):
+    cfg = load_config(path)
+    assert cfg.default_scope == 'mmseg'
+    model = build_model(cfg)
+    assert model.backbone.deploy == ('/deploy/' in path)
+    assert model.neck.in_channels == list(model.backbone.dims)
+    assert any(t.type == 'ResizeToMultiple' for t in cfg.test_dataloader.dataset.pipeline)
+    if 'ade20k' in path:
+        assert model.decode_head.num_classes == 150
+        assert cfg.optim_wrapper.optimizer.lr == 2e-4
+        assert cfg.optim_wrapper.optimizer.weight_decay == 1e-4
+        assert cfg.param_scheduler[0].type == 'PolyLR' and cfg.param_scheduler[0].eta_min == 1e-6
+        assert cfg.train_cfg.max_iters == 40000
+
+
+@pytest.fixture(scope='module')
+def scenes(tmp_path_factory):
+    """A tiny generated scene set and two training iterations on it."""
+    from tools.dataset_converters.make_scenes import make_scenes
+    tmp = tmp_path_factory.mktemp('seg')
+    data = str(tmp / 'scenes')
+    make_scenes(data, num_train=4, num_val=2, seed=1)
+    options = ['--cfg-options', f'train_dataloader.dataset.data_root={data}',
+               f'val_dataloader.dataset.data_root={data}',
+               f'test_dataloader.dataset.data_root={data}',
+               'train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2']
+    work_dir = str(tmp / 'work')
+    result = check_tool('tools/train.py', SCENES, '--work-dir', work_dir, *options)
+    assert 'Iter(train) [2/2]' in result.stdout + result.stderr
+    return dict(tmp=tmp, options=options, checkpoint=osp.join(work_dir, 'iter_2.pth'))
+
+
+@pytest.mark.slow
+def test_train_then_test(scenes):
+    out = str(scenes['tmp'] / 'metrics.json')
+    check_tool('tools/test.py', SCENES, scenes['checkpoint'], '--work-dir',
+               str(scenes['tmp'] / 'test'), '--out', out, *scenes['options'])
+    with open(out) as f:
+        assert 0 <= json.load(f)['mIoU'] <= 100
+
+
+@pytest.mark.parametrize('size', [(64, 64), (45, 37)])
+def test_fused_segmentor_logits_are_exact(size):
+    """float64, randomized BN, an input whose sides are not multiples of 32 as well."""
+    model = build_model(load_config(SCENES))
+    randomize_batchnorm(model, seed=11)
+    model = model.double().eval()
+    fused = reparameterize_model(copy.deepcopy(model)).eval()
+    assert fused.backbone.deploy
+    x = torch.randn(2, 3, *size, dtype=torch.float64)
+    with torch.no_grad():
+        assert_close_to_max(fused(x, mode='tensor'), model(x, mode='tensor'), 1e-8)
+
+
+@pytest.mark.slow
+def test_fuse_tool_round_trip_for_segmentors(scenes):
+    fused_path = str(scenes['tmp'] / 'fused.pth')
+    result = check_tool('tools/reparameterize_model.py', SCENES, scenes['checkpoint'],
+                        fused_path, '--shape', '97', '75', *scenes['options'])
+    assert 'outputs differ by at most' in result.stdout
+    model = build_model(load_config(SCENES)).eval()
+    model.load_state_dict(read_state_dict(scenes['checkpoint']), strict=True)
+    deployed = build_model(load_config(SCENES, {'model.backbone.deploy': True})).eval()
+    deployed.load_state_dict(read_state_dict(fused_path), strict=True)
+    x = torch.randn(1, 3, 97, 75)
+    with torch.no_grad():
+        assert_close_to_max(deployed(x, mode='tensor'), model(x, mode='tensor'), 1e-4)
