@@ -15,7 +15,7 @@ from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import ROOT, check_tool
 
 CONFIG_DIR = osp.join(ROOT, 'detection/configs')
-SHAPES = osp.join(CONFIG_DIR, 'repmobile/mask-rcnn_repmobile-s_fpn_1xb2-1500i_shapes.py')
+SHAPES = osp.join(CONFIG_DIR, 'repmobile/mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py')
 
 
 @pytest.mark.parametrize('path', sorted(glob.glob(osp.join(CONFIG_DIR, 'repmobile/**/*.py'),
@@ -52,8 +52,8 @@ def shapes(tmp_path_factory):
                f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
                'train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2']
     work_dir = str(tmp / 'work')
-    result = check_tool('tools/train.py', SHAPES, '--work-dir', work_dir, *options)
-    assert 'Iter(train) [2/2]' in result.stdout + result.stderr
+    check_tool('tools/train.py', SHAPES, '--work-dir', work_dir, *options)
+    assert osp.isfile(osp.join(work_dir, 'iter_2.pth')), 'training did not reach iteration 2'
     return dict(tmp=tmp, data=data, options=options,
                 checkpoint=osp.join(work_dir, 'iter_2.pth'))
 
@@ -75,7 +75,8 @@ def predict(model, images):
 def test_fused_detector_predicts_the_same(shapes):
     from mmdet.apis import init_detector
     cfg = load_config(SHAPES)
-    model = init_detector(cfg, shapes['checkpoint'], device='cpu')
+    model = init_detector(cfg, None, device='cpu')
+    model.load_state_dict(read_state_dict(shapes['checkpoint']), strict=True)
     randomize_batchnorm(model.backbone, seed=7)
     fused = reparameterize_model(copy.deepcopy(model)).eval()
     assert fused.backbone.deploy and not any(

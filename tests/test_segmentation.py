@@ -15,7 +15,7 @@ from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import ROOT, assert_close_to_max, check_tool
 
 CONFIG_DIR = osp.join(ROOT, 'segmentation/configs')
-SCENES = osp.join(CONFIG_DIR, 'repmobile/fpn_repmobile-s_1xb4-500i_scenes-128x128.py')
+SCENES = osp.join(CONFIG_DIR, 'repmobile/fpn_repmobile-s_1xb8-700i_scenes-128x128.py')
 
 
 @pytest.mark.parametrize('path', sorted(glob.glob(osp.join(CONFIG_DIR, 'repmobile/**/*.py'),
@@ -48,8 +48,8 @@ def scenes(tmp_path_factory):
                f'test_dataloader.dataset.data_root={data}',
                'train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2']
     work_dir = str(tmp / 'work')
-    result = check_tool('tools/train.py', SCENES, '--work-dir', work_dir, *options)
-    assert 'Iter(train) [2/2]' in result.stdout + result.stderr
+    check_tool('tools/train.py', SCENES, '--work-dir', work_dir, *options)
+    assert osp.isfile(osp.join(work_dir, 'iter_2.pth')), 'training did not reach iteration 2'
     return dict(tmp=tmp, options=options, checkpoint=osp.join(work_dir, 'iter_2.pth'))
 
 

@@ -51,15 +51,15 @@ TASKS = {
         {'accuracy/top1': 'top-1 %'}, (32, 32)),
     'detection': Task(
         'Detection + instance segmentation: Mask R-CNN RepMobile-S on generated shapes',
-        'detection/configs/repmobile/mask-rcnn_repmobile-s_fpn_1xb2-1500i_shapes.py',
-        'detection/configs/repmobile/deploy/mask-rcnn_repmobile-s-deploy_fpn_1xb2-1500i_shapes.py',
-        'iter_1500.pth', 'data/shapes/val2017', ('tools/dataset_converters/make_shapes.py',),
-        {'coco/bbox_mAP': 'box AP', 'coco/segm_mAP': 'mask AP'}, (192, 192)),
+        'detection/configs/repmobile/mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py',
+        'detection/configs/repmobile/deploy/mask-rcnn_repmobile-s-deploy_fpn_1xb8-900i_shapes.py',
+        'iter_900.pth', 'data/shapes/val2017', ('tools/dataset_converters/make_shapes.py',),
+        {'coco/bbox_mAP': 'box AP', 'coco/segm_mAP': 'mask AP'}, (128, 128)),
     'segmentation': Task(
         'Semantic segmentation: Semantic FPN RepMobile-S on generated scenes',
-        'segmentation/configs/repmobile/fpn_repmobile-s_1xb4-500i_scenes-128x128.py',
-        'segmentation/configs/repmobile/deploy/fpn_repmobile-s-deploy_1xb4-500i_scenes-128x128.py',
-        'iter_500.pth', 'data/scenes/images/validation',
+        'segmentation/configs/repmobile/fpn_repmobile-s_1xb8-700i_scenes-128x128.py',
+        'segmentation/configs/repmobile/deploy/fpn_repmobile-s-deploy_1xb8-700i_scenes-128x128.py',
+        'iter_700.pth', 'data/scenes/images/validation',
         ('tools/dataset_converters/make_scenes.py',), {'mIoU': 'mIoU %'}, (128, 128)),
 }
 

@@ -52,7 +52,7 @@ def main():
     fused = fused_copy(model)
     height, width = args.shape or test_input_size(cfg)
     inputs = torch.randn(1, 3, height, width)
-    diff, scale = max_difference(model, fused, inputs)
+    diff, scale = max_difference(model, fused, inputs, cfg.default_scope)
     print(f'fused {type(model).__name__} in {time.time() - start:.1f} s; on a random '
           f'1x3x{height}x{width} input the outputs differ by at most {diff:.3g} '
           f'(largest output {scale:.3g}, relative {diff / max(scale, 1e-12):.3g})')

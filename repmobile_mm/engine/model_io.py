@@ -114,11 +114,24 @@ def flatten_outputs(outputs) -> Sequence[torch.Tensor]:
     return [t for item in outputs for t in flatten_outputs(item)]
 
 
+def comparable_outputs(model: nn.Module, inputs: torch.Tensor, scope: str):
+    """What to compare between a model and its fused copy.
+
+    Classifiers and segmentors: ``mode='tensor'`` (logits). Detectors: backbone
+    and neck features, as mmdet's two-stage ``mode='tensor'`` needs image metadata
+    and nothing after the neck is fused.
+    """
+    if scope == 'mmdet':
+        return model.extract_feat(inputs)
+    return model(inputs, mode='tensor')
+
+
 @torch.no_grad()
-def max_difference(model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor) -> Tuple[float, float]:
+def max_difference(model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor,
+                   scope: str) -> Tuple[float, float]:
     """Largest absolute difference of the two models' outputs and the outputs' largest magnitude."""
-    outs_a = flatten_outputs(model_a(inputs, mode='tensor'))
-    outs_b = flatten_outputs(model_b(inputs, mode='tensor'))
+    outs_a = flatten_outputs(comparable_outputs(model_a, inputs, scope))
+    outs_b = flatten_outputs(comparable_outputs(model_b, inputs, scope))
     diff = max((a.double() - b.double()).abs().max().item() for a, b in zip(outs_a, outs_b))
     scale = max(a.double().abs().max().item() for a in outs_a)
     return diff, scale

@@ -72,7 +72,8 @@ def test_deploy_form_is_exact_in_float64(arch):
     """Eval mode, randomized BN statistics, odd sizes, batch 1 and 3: relative 1e-8."""
     model = randomize_batchnorm(RepMobile(arch), seed=1).double().eval()
     fused = fused_copy(model)
-    assert any(b.fix_edges for b in fused.modules() if isinstance(b, RepMobileBlock))
+    blocks = [b for b in fused.modules() if isinstance(b, RepMobileBlock)]
+    assert all(b.use_pad_shift == (b.stride == 1) for b in blocks)
     for batch in (1, 3):
         for height, width in SIZES:
             x = torch.randn(batch, 3, height, width, dtype=torch.float64)
@@ -92,14 +93,14 @@ def test_deploy_form_exact_on_tiny_maps(size):
             assert_close_to_max(b, a, 1e-8, f'size {size}')
 
 
-def test_near_zero_bn_scale_falls_back_to_edge_biases():
-    """A stride-1 block whose BN gain is 0 cannot shift its padding: edge biases instead."""
+def test_zero_bn_scale_falls_back_to_explicit_norm():
+    """A stride-1 block whose BN gain is 0 cannot shift its padding: explicit BN instead."""
     model = randomize_batchnorm(RepMobile(TINY), seed=3).double().eval()
     block = model.layer1[1]
     with torch.no_grad():
         block.conv_dw[0].weight[:3] = 0
     fused = fused_copy(model)
-    assert fused.layer1[1].fix_edges and not fused.layer2[1].fix_edges
+    assert not fused.layer1[1].use_pad_shift and fused.layer2[1].use_pad_shift
     x = torch.randn(2, 3, 45, 37, dtype=torch.float64)
     with torch.no_grad():
         for a, b in zip(model(x), fused(x)):
@@ -107,7 +108,7 @@ def test_near_zero_bn_scale_falls_back_to_edge_biases():
     # the strategy survives a save/load of the fused weights
     rebuilt = RepMobile(TINY, deploy=True).double().eval()
     rebuilt.load_state_dict(fused.state_dict(), strict=True)
-    assert rebuilt.layer1[1].fix_edges and not rebuilt.layer2[1].fix_edges
+    assert not rebuilt.layer1[1].use_pad_shift and rebuilt.layer2[1].use_pad_shift
     with torch.no_grad():
         for a, b in zip(fused(x), rebuilt(x)):
             assert torch.equal(a, b)

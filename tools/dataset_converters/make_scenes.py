@@ -1,11 +1,11 @@
 """Write an ADE20K-layout semantic segmentation dataset of generated scenes.
 
-    python tools/dataset_converters/make_scenes.py [--out data/scenes] [--train 300] [--val 60]
+    python tools/dataset_converters/make_scenes.py [--out data/scenes] [--train 600] [--val 60]
 
-Each scene splits into two regions of textured background (stripes, checkerboard
-or dots, random colours and scales) with 1-4 shapes (disc, square, triangle) on
-top, and a few thin scribbles labelled 0. Labels follow ADE20K: 0 is "other"
-(ignored with reduce_zero_label=True), the classes are 1..6 in CLASSES order.
+Each scene has a textured background in two regions (stripes, checkerboard or
+dots; random colours and scales) with 1-4 shapes (disc, square, triangle) of random
+colour on top, and a few thin scribbles labelled 0. Labels follow ADE20K: 0 is
+"other" (ignored with reduce_zero_label=True), the classes are 1..4 in CLASSES order.
 Layout: ``{out}/images/{training,validation}/*.jpg`` and
 ``{out}/annotations/{training,validation}/*.png``. Reproducible by seed.
 """
@@ -17,8 +17,9 @@ import os.path as osp
 import numpy as np
 from PIL import Image, ImageDraw
 
-CLASSES = ('stripes', 'checkerboard', 'dots', 'disc', 'square', 'triangle')
-TEXTURES, SHAPES = CLASSES[:3], CLASSES[3:]
+CLASSES = ('background', 'disc', 'square', 'triangle')
+TEXTURES = ('stripes', 'checkerboard', 'dots')
+SHAPES = CLASSES[1:]
 
 
 def texture(rng, kind, height, width):
@@ -47,14 +48,13 @@ def make_scene(rng):
         region[:int(rng.integers(height // 4, 3 * height // 4))] = True
     pixels = np.where(region[..., None], texture(rng, TEXTURES[kinds[0]], height, width),
                       texture(rng, TEXTURES[kinds[1]], height, width))
-    label[region] = kinds[0] + 1
-    label[~region] = kinds[1] + 1
+    label[:] = CLASSES.index('background') + 1
     image = Image.fromarray(np.clip(pixels + rng.normal(0, 8, pixels.shape), 0, 255).astype(np.uint8))
     draw, label_img = ImageDraw.Draw(image), Image.fromarray(label)
     label_draw = ImageDraw.Draw(label_img)
     for _ in range(int(rng.integers(1, 5))):
         index = int(rng.integers(len(SHAPES)))
-        size = rng.uniform(0.12, 0.25) * min(width, height)
+        size = rng.uniform(0.15, 0.3) * min(width, height)
         cx, cy = rng.uniform(size, width - size), rng.uniform(size, height - size)
         if SHAPES[index] == 'disc':
             box = [cx - size, cy - size, cx + size, cy + size]
@@ -67,7 +67,7 @@ def make_scene(rng):
                       for k in range(corners)]
             paint = lambda canvas, fill: canvas.polygon(points, fill=fill)  # noqa: E731
         paint(draw, tuple(int(c) for c in rng.integers(0, 256, 3)))
-        paint(label_draw, len(TEXTURES) + index + 1)
+        paint(label_draw, CLASSES.index(SHAPES[index]) + 1)
     for _ in range(int(rng.integers(0, 3))):  # unlabelled clutter ("other")
         points = [tuple(rng.uniform(0, [width, height])) for _ in range(3)]
         colour = tuple(int(c) for c in rng.integers(0, 256, 3))
@@ -76,7 +76,7 @@ def make_scene(rng):
     return image, label_img
 
 
-def make_scenes(out, num_train=300, num_val=60, seed=0):
+def make_scenes(out, num_train=600, num_val=60, seed=0):
     rng = np.random.default_rng(seed)
     for split, count in (('training', num_train), ('validation', num_val)):
         os.makedirs(osp.join(out, 'images', split), exist_ok=True)
@@ -92,7 +92,7 @@ def make_scenes(out, num_train=300, num_val=60, seed=0):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out', default='data/scenes')
-    parser.add_argument('--train', type=int, default=300, help='training scenes')
+    parser.add_argument('--train', type=int, default=600, help='training scenes')
     parser.add_argument('--val', type=int, default=60, help='validation scenes')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args()

@@ -7,6 +7,7 @@ import copy
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from torch import nn
@@ -16,8 +17,8 @@ from ..utils.fuse import (bn_scale_shift, conv_params64, copy_params, fuse_bn_co
                           fuse_conv_bn_in_sequential, guard_checkpoint_form)
 from ..utils.norm import build_norm2d
 
-# Above this |BN shift / BN scale| a float32 deploy block would lose more than
-# ~1e-4 absolute to the shifted-padding trick; such blocks use edge biases instead.
+# Above this |BN shift / BN scale| the pad shift would cost a float32 deploy block
+# more than ~1e-4 absolute on its identity path; such blocks normalize explicitly.
 MAX_PAD_SHIFT = 1e3
 
 
@@ -27,17 +28,22 @@ class RepMobileBlock(nn.Module):
     Training form (published structure)::
 
         y = conv_pw(x) + identity(x)               # identity: x, or [x; x] at stride 2
-        y = y * sigmoid(y + ClaSiLU_gate(x))       # gate: per-channel, from the mean of x
-        out = conv_dw(y) + down(y)                 # down: identity or 3x3/2 average pool
+        a = y * sigmoid(y + ClaSiLU_gate(x))       # gate: per-channel, from the mean of x
+        out = conv_dw(a) + down(a)                 # down: identity or 3x3/2 average pool
 
     Deploy form: one 1x1 conv, a linear gate on the channel means, one depthwise
-    conv. ``conv_dw`` normalizes *before* its zero padding, so the padded taps miss
-    the BN shift ``t``. Stride-1 blocks absorb that exactly at no cost: the
-    activation is shifted by ``t / s`` (``s`` the BN scale) inside the same
-    ``addcmul`` that applies the gate, which makes the zero padding correct, and the
-    conv bias takes the shift back off the identity tap. Stride-2 blocks (their
-    average pool needs the unshifted activation) and blocks with a near-zero BN
-    scale add per-channel ``edge_bias`` terms to the border rows and columns.
+    conv. ``conv_dw`` normalizes *before* its zero padding, so the padded taps never
+    see the BN shift ``t``: folding ``t`` into a bias is wrong on the border. Two
+    exact forms, neither with per-size state or shape-dependent branches:
+
+    - stride 1 (*pad shift*): the activation is shifted by ``t / s`` (``s`` the BN
+      scale) inside the ``addcmul`` that applies the gate, which makes the zero
+      padding correct; the identity folds into the kernel centre and the conv bias
+      takes the shift back off it. No extra kernel.
+    - stride 2, and stride-1 blocks whose BN scale is zero or so small that the
+      shift would cost float32 precision (*explicit norm*): the BN runs as one
+      per-channel ``s * a + t`` before the zero-padded conv, and the identity or
+      average pool is added from the activation.
     """
 
     def __init__(self,
@@ -75,12 +81,19 @@ class RepMobileBlock(nn.Module):
         self.pw_reparam = nn.Conv2d(cin, cout, 1)
         self.gate_reparam = nn.Conv2d(cin, cout, 1)
         self.dw_reparam = nn.Conv2d(cout, cout, 3, self.stride, 1, groups=cout)
-        # Added to the activation before the zero padding (stride-1 blocks).
-        self.register_buffer('pad_shift', torch.zeros(cout))
-        # Border corrections, indexed like the 3x3 taps: [0, 1] top row, [1, 0] left
-        # column, [0, 0] top-left corner (inclusion-exclusion term), and so on.
-        self.register_buffer('edge_bias', torch.zeros(cout, 3, 3))
-        self.fix_edges = self.stride == 2
+        # explicit norm: u = norm_scale * a + norm_shift before the zero padding
+        self.register_buffer('norm_scale', torch.zeros(cout))
+        self.register_buffer('norm_shift', torch.zeros(cout))
+        if self.stride == 1:
+            # pad shift: added to the activation before the zero padding
+            self.register_buffer('pad_shift', torch.zeros(cout))
+            self.register_buffer('explicit_norm', torch.tensor(False))
+        else:
+            # the 3x3/2 average pool (zeros counted) as a depthwise conv: one fast
+            # kernel where channels-last avg_pool2d is slow on GPU
+            self.register_buffer('avg_kernel', torch.full((cout, 1, 3, 3), 1 / 9),
+                                 persistent=False)
+        self.use_pad_shift = self.stride == 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.deploy:
@@ -95,67 +108,38 @@ class RepMobileBlock(nn.Module):
 
     def _forward_deploy(self, x: torch.Tensor) -> torch.Tensor:
         y = self.pw_reparam(x)
-        gate = self.gate_reparam(x.mean((2, 3), keepdim=True))
-        y = torch.addcmul(self.pad_shift.view(-1, 1, 1), y, torch.sigmoid(y + gate))
-        out = self.dw_reparam(y)
-        if self.fix_edges:
-            self._add_edge_bias(out, x.shape[-2], x.shape[-1])
-        return out
-
-    def _add_edge_bias(self, out: torch.Tensor, height: int, width: int):
-        """Add the BN shift that the zero-padded border taps did not see, in place."""
-        edge = self.edge_bias
-        # Does the last output row (column) reach past the input's last row (column)?
-        bottom = self.stride * (out.shape[-2] - 1) + 1 >= height
-        right = self.stride * (out.shape[-1] - 1) + 1 >= width
-        out[:, :, 0] += edge[:, 0, 1, None]
-        out[:, :, :, 0] += edge[:, 1, 0, None]
-        out[:, :, 0, 0] += edge[:, 0, 0]
-        if bottom:
-            out[:, :, -1] += edge[:, 2, 1, None]
-            out[:, :, -1, 0] += edge[:, 2, 0]
-        if right:
-            out[:, :, :, -1] += edge[:, 1, 2, None]
-            out[:, :, 0, -1] += edge[:, 0, 2]
-        if bottom and right:
-            out[:, :, -1, -1] += edge[:, 2, 2]
+        # the gate as one GEMM on the channel means (a 1x1 conv on 1x1 maps is slower)
+        gate = F.linear(x.mean((2, 3)), self.gate_reparam.weight.flatten(1),
+                        self.gate_reparam.bias)
+        gate = torch.sigmoid(y + gate[:, :, None, None])
+        if self.use_pad_shift:
+            return self.dw_reparam(torch.addcmul(self.pad_shift.view(-1, 1, 1), y, gate))
+        act = y * gate
+        out = self.dw_reparam(torch.addcmul(self.norm_shift.view(-1, 1, 1), act,
+                                            self.norm_scale.view(-1, 1, 1)))
+        if self.stride == 1:
+            return out + act
+        return out + F.conv2d(act, self.avg_kernel, None, 2, 1, groups=self.out_channels)
 
     @torch.no_grad()
     def switch_to_deploy(self):
         """Replace the training branches by the fused deploy form (idempotent)."""
         if self.deploy:
             return
-        cin, cout, stride = self.in_channels, self.out_channels, self.stride
+        cin, stride = self.in_channels, self.stride
         # 1x1 conv with the BN before it and the identity: +I, or +[I; I] at stride 2.
         pw_weight, pw_bias = fuse_bn_conv1x1(*self.conv_pw)
         pw_weight = pw_weight + torch.eye(cin, dtype=torch.float64,
                                           device=pw_weight.device).repeat(stride, 1)
         gate_weight, gate_bias = fuse_bn_conv1x1(self.ClaSiLU_gate[1], self.ClaSiLU_gate[2])
-
         scale, shift = bn_scale_shift(self.conv_dw[0])
-        kernel, dw_bias = conv_params64(self.conv_dw[1])
-        kernel = kernel[:, 0]  # (C, 3, 3)
-        dw_weight = kernel * scale[:, None, None]
-        if stride == 1:
-            dw_weight[:, 1, 1] += 1
-        else:  # count_include_pad=True: 1/9 on every tap, zero padding counted
-            dw_weight += 1 / 9
-        shift_taps = kernel * shift[:, None, None]  # what each tap would see of the shift
-        pad_shift = torch.zeros_like(shift)
-        edge_bias = torch.zeros_like(kernel)
-        fix_edges = stride == 2 or bool(
-            (scale == 0).any() or (shift / scale).abs().max() > MAX_PAD_SHIFT)
-        if fix_edges:
-            dw_bias = dw_bias + shift_taps.sum((1, 2))
-            edge_bias[:, 0, 1] = -shift_taps[:, 0].sum(1)
-            edge_bias[:, 2, 1] = -shift_taps[:, 2].sum(1)
-            edge_bias[:, 1, 0] = -shift_taps[:, :, 0].sum(1)
-            edge_bias[:, 1, 2] = -shift_taps[:, :, 2].sum(1)
-            for i in (0, 2):
-                for j in (0, 2):
-                    edge_bias[:, i, j] = shift_taps[:, i, j]
-        else:
+        dw_weight, dw_bias = conv_params64(self.conv_dw[1])
+        use_pad_shift = stride == 1 and bool(
+            (scale != 0).all() and (shift / scale).abs().max() <= MAX_PAD_SHIFT)
+        if use_pad_shift:
             pad_shift = shift / scale
+            dw_weight = dw_weight * scale.view(-1, 1, 1, 1)
+            dw_weight[:, 0, 1, 1] += 1  # the identity
             dw_bias = dw_bias - pad_shift  # the identity tap saw the shifted activation
 
         ref = self.conv_pw[1].weight
@@ -167,14 +151,19 @@ class RepMobileBlock(nn.Module):
         copy_params(self.pw_reparam, pw_weight, pw_bias)
         copy_params(self.gate_reparam, gate_weight, gate_bias)
         copy_params(self.dw_reparam, dw_weight, dw_bias)
-        self.pad_shift.copy_(pad_shift)
-        self.edge_bias.copy_(edge_bias)
-        self.fix_edges = fix_edges
+        if use_pad_shift:
+            self.pad_shift.copy_(pad_shift)
+        else:
+            self.norm_scale.copy_(scale)
+            self.norm_shift.copy_(shift)
+        if stride == 1:
+            self.explicit_norm.fill_(not use_pad_shift)
+        self.use_pad_shift = use_pad_shift
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        if self.deploy:  # which border strategy the fused weights were made for
-            self.fix_edges = self.stride == 2 or bool(self.edge_bias.any())
+        if self.deploy and self.stride == 1:  # the form the fused weights were made for
+            self.use_pad_shift = not bool(self.explicit_norm)
 
 
 class RepMobile(BaseModule):

@@ -3,7 +3,7 @@
 # minutes. Backbone from scratch, 128x128 crops; the rest is the RepMobile-S ADE20K config.
 _base_ = './fpn_repmobile-s_8xb4-40k_ade20k-512x512.py'
 
-classes = ('stripes', 'checkerboard', 'dots', 'disc', 'square', 'triangle')
+classes = ('background', 'disc', 'square', 'triangle')
 crop_size = (128, 128)
 model = dict(
     data_preprocessor=dict(size=crop_size),
@@ -16,7 +16,7 @@ dataset = dict(type='BaseSegDataset', data_root=data_root, metainfo=dict(classes
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=(160, 128), ratio_range=(0.75, 1.5), keep_ratio=True),
+    dict(type='RandomResize', scale=(128, 128), ratio_range=(0.75, 1.25), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
@@ -28,7 +28,7 @@ test_pipeline = [
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(
-    batch_size=4,
+    batch_size=8,
     num_workers=1,
     dataset=dict(_delete_=True, **dataset, pipeline=train_pipeline,
                  data_prefix=dict(img_path='images/training',
@@ -41,7 +41,7 @@ val_dataloader = dict(
                                   seg_map_path='annotations/validation')))
 test_dataloader = val_dataloader
 
-max_iters = 500
+max_iters = 700
 optim_wrapper = dict(optimizer=dict(lr=2e-3), clip_grad=None)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),

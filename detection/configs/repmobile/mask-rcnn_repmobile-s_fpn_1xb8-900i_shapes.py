@@ -1,6 +1,6 @@
 # Mask R-CNN RepMobile-S on generated shapes (tools/dataset_converters/make_shapes.py):
 # a COCO-format stand-in that trains on 2 CPU cores in minutes. Heads are slimmed
-# (FPN/RPN 64 channels, 128 sampled RoIs, 300 proposals, 2 mask convs of 64) and the
+# (FPN/RPN 64 channels, 64 sampled RoIs, 300 proposals, 2 mask convs of 64) and the
 # backbone starts from scratch; everything else is the RepMobile-S COCO config.
 _base_ = './mask-rcnn_repmobile-s_fpn_1x_coco.py'
 
@@ -17,7 +17,7 @@ model = dict(
                        num_classes=len(classes))),
     train_cfg=dict(
         rpn_proposal=dict(nms_pre=1000, max_per_img=300),
-        rcnn=dict(sampler=dict(num=128))),
+        rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=300)))
 
 data_root = 'data/shapes/'
@@ -25,19 +25,19 @@ metainfo = dict(classes=classes)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='Resize', scale=(192, 192), keep_ratio=True),
+    dict(type='Resize', scale=(128, 128), keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(192, 192), keep_ratio=True),
+    dict(type='Resize', scale=(128, 128), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 train_dataloader = dict(
-    batch_size=2,
+    batch_size=8,
     num_workers=1,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=train_pipeline,
@@ -53,7 +53,7 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
 
-max_iters = 1500
+max_iters = 900
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
 optim_wrapper = dict(optimizer=dict(lr=2e-3))

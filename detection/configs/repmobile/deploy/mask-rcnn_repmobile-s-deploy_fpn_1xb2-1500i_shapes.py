@@ -1,4 +1,0 @@
-# Fused form of ../mask-rcnn_repmobile-s_fpn_1xb2-1500i_shapes.py (for checkpoints from
-# tools/reparameterize_model.py).
-_base_ = '../mask-rcnn_repmobile-s_fpn_1xb2-1500i_shapes.py'
-model = dict(backbone=dict(deploy=True))

@@ -1,0 +1,60 @@
+"""ONNX export and the benchmark tool (which is a tool: no timing is asserted)."""
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+
+import repmobile_mm  # noqa: F401
+from repmobile_mm.engine.model_io import build_model
+from repmobile_mm.engine.runner import load_config
+from repmobile_mm.utils import randomize_batchnorm
+from tests.helpers import ROOT, assert_close_to_max, check_tool
+
+DIGITS = osp.join(ROOT, 'classification/configs/repmobile/repmobile-s_1xb64_digits.py')
+
+
+@pytest.fixture(scope='module')
+def trained_like_checkpoint(tmp_path_factory):
+    """A training-form classifier checkpoint with trained-like BatchNorm statistics."""
+    model = randomize_batchnorm(build_model(load_config(DIGITS)), seed=3).eval()
+    path = str(tmp_path_factory.mktemp('onnx') / 'model.pth')
+    torch.save({'state_dict': model.state_dict()}, path)
+    return model, path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('backbone_only', [False, True])
+def test_onnx_export_has_dynamic_batch_and_size(trained_like_checkpoint, tmp_path,
+                                                backbone_only):
+    import onnxruntime
+    model, checkpoint = trained_like_checkpoint
+    out = str(tmp_path / 'model.onnx')
+    args = ['tools/deployment/pytorch2onnx.py', DIGITS, checkpoint, out]
+    result = check_tool(*(args + ['--backbone-only'] if backbone_only else args))
+    assert 'largest relative difference' in result.stdout
+    session = onnxruntime.InferenceSession(out, providers=['CPUExecutionProvider'])
+    for shape in [(3, 3, 32, 32), (1, 3, 45, 37)]:  # sizes other than the export's
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            expected = model.backbone(x) if backbone_only else (model(x, mode='tensor'), )
+        got = session.run(None, {'input': x.numpy()})
+        assert len(got) == len(expected)
+        for e, g in zip(expected, got):
+            assert_close_to_max(torch.from_numpy(np.asarray(g)), e, 1e-4, f'{shape}')
+
+
+@pytest.mark.slow
+def test_benchmark_writes_interleaved_results(tmp_path):
+    out = str(tmp_path / 'bench.json')
+    plot = str(tmp_path / 'bench.png')
+    check_tool('tools/analysis_tools/benchmark.py', '--device', 'cpu', '--models', 'repmobile_s',
+               'mobilenetv3_small_050', '--batch-size', '2', '--size', '64', '--warmup', '1',
+               '--rounds', '2', '--latency-calls', '2', '--json', out, '--plot', plot)
+    with open(out) as f:
+        report = json.load(f)
+    names = [row['model'] for row in report['results']]
+    assert names == ['repmobile_s (train)', 'repmobile_s (fused)', 'mobilenetv3_small_050']
+    assert all(row['images_per_s'] > 0 and row['latency_ms'] > 0 for row in report['results'])
+    assert osp.getsize(plot) > 0

@@ -1,0 +1,211 @@
+"""Side-by-side speed benchmark of RepMobile (both forms) and timm peers, in one process.
+
+    python tools/analysis_tools/benchmark.py [--models repmobile_s repvit_m0_9 ...]
+        [--device cpu|cuda] [--dtype fp32|fp16|bf16] [--channels-last]
+        [--modes eager compile cudagraphs] [--batch-size 256] [--json out.json] [--plot out.png]
+
+Models: ``repmobile_s|m|l`` (ours, measured in training and fused form), a config
+path (ours by config: classifier, or the backbone of a detector/segmentor), or any
+timm model name; timm models that can be re-parameterized (``repvit_*``,
+``mobileone_*``, ``fastvit_*``) are measured fused. All models take turns within
+each round (interleaved), after warm-up; the median over rounds is reported.
+Throughput at ``--batch-size`` (images/s) and latency at batch 1 (ms). On GPU,
+latency is timed with CUDA events; under ``cudagraphs`` over at least 200 replays.
+"""
+import argparse
+import copy
+import json
+import platform
+import statistics
+import time
+from typing import Callable, Dict, List
+
+import torch
+from torch import nn
+
+from repmobile_mm.models import RepMobileNet, reparameterize_model
+from repmobile_mm.utils import count_params, randomize_batchnorm
+
+DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+DEFAULT_MODELS = ['repmobile_s', 'repmobile_m', 'repmobile_l', 'repvit_m0_9', 'mobileone_s1',
+                  'efficientformerv2_s0', 'mobilenetv3_large_100', 'fastvit_t8']
+
+
+def build_models(names: List[str]) -> Dict[str, nn.Module]:
+    """Name -> eval-mode model; ours in both forms, re-parameterizable peers fused."""
+    models = {}
+    for name in names:
+        if name.startswith('repmobile_'):
+            torch.manual_seed(0)
+            model = randomize_batchnorm(RepMobileNet(name.split('_')[1])).eval()
+            models[f'{name} (train)'] = model
+            models[f'{name} (fused)'] = reparameterize_model(copy.deepcopy(model)).eval()
+        elif name.endswith('.py'):
+            from repmobile_mm.engine.model_io import build_model, fused_copy
+            from repmobile_mm.engine.runner import load_config
+            cfg = load_config(name)
+            model = build_model(cfg).eval()
+            # a whole classifier; only the backbone of a detector or segmentor
+            net = TensorMode(model) if cfg.default_scope == 'mmpretrain' else model.backbone
+            models[f'{name} (train)'] = net
+            models[f'{name} (fused)'] = fused_copy(net)
+        else:
+            import timm
+            model = timm.create_model(name).eval()
+            fused = reparameterize_model(copy.deepcopy(model)).eval()
+            changed = count_params(fused) != count_params(model)
+            models[f'{name} (fused)' if changed else name] = fused
+    return models
+
+
+class TensorMode(nn.Module):
+    """Call an mmpretrain classifier in ``mode='tensor'`` (its logits)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x, mode='tensor')
+
+
+def make_runner(model: nn.Module, example: torch.Tensor, mode: str) -> Callable:
+    """A no-argument callable that runs the model once on ``example`` in the given mode."""
+    if mode == 'eager':
+        return lambda: model(example)
+    if mode == 'compile':
+        compiled = torch.compile(model)
+        return lambda: compiled(example)
+    if mode == 'cudagraphs':
+        static_input = example.clone()
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(3):
+                model(static_input)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            model(static_input)
+        return graph.replay
+    raise ValueError(f'unknown mode {mode!r}')
+
+
+def time_calls(run: Callable, calls: int, device: str) -> float:
+    """Seconds for ``calls`` calls: CUDA events on GPU, perf_counter on CPU."""
+    if device == 'cuda':
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(calls):
+            run()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1000
+    begin = time.perf_counter()
+    for _ in range(calls):
+        run()
+    return time.perf_counter() - begin
+
+
+@torch.inference_mode()
+def measure(models, args, batch: int, calls: int) -> Dict[str, List[float]]:
+    """Per model, seconds per call in each round; models interleaved within rounds."""
+    dtype = DTYPES[args.dtype]
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    example = torch.randn(batch, 3, args.size, args.size, device=args.device, dtype=dtype)
+    example = example.contiguous(memory_format=memory_format)
+    runners = {}
+    for name, model in models.items():
+        model = model.to(device=args.device, dtype=dtype, memory_format=memory_format)
+        runners[name] = make_runner(model, example, args.mode)
+    for run in runners.values():  # warm-up (and compilation)
+        time_calls(run, args.warmup, args.device)
+    times = {name: [] for name in runners}
+    for _ in range(args.rounds):
+        for name, run in runners.items():
+            times[name].append(time_calls(run, calls, args.device) / calls)
+    return times
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--models', nargs='+', default=DEFAULT_MODELS)
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--dtype', choices=list(DTYPES), default='fp32')
+    parser.add_argument('--channels-last', action='store_true')
+    parser.add_argument('--modes', nargs='+', default=['eager'],
+                        choices=['eager', 'compile', 'cudagraphs'])
+    parser.add_argument('--batch-size', type=int, default=None,
+                        help='throughput batch (default 256 on GPU, 16 on CPU); 0 skips it')
+    parser.add_argument('--size', type=int, default=224)
+    parser.add_argument('--warmup', type=int, default=10)
+    parser.add_argument('--rounds', type=int, default=10)
+    parser.add_argument('--latency-calls', type=int, default=None,
+                        help='timed batch-1 calls per round (default 20; 200 under cudagraphs)')
+    parser.add_argument('--threads', type=int, default=None, help='CPU threads')
+    parser.add_argument('--json', help='write all results to this file')
+    parser.add_argument('--plot', help='write a latency-versus-parameters figure (PNG)')
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if 'cudagraphs' in args.modes and args.device != 'cuda':
+        raise SystemExit('--modes cudagraphs needs --device cuda')
+    if args.device == 'cuda':
+        torch.backends.cudnn.benchmark = True
+    batch = args.batch_size if args.batch_size is not None else (
+        256 if args.device == 'cuda' else 16)
+
+    models = build_models(args.models)
+    params = {name: count_params(model) for name, model in models.items()}
+    machine = (torch.cuda.get_device_name() if args.device == 'cuda' else
+               f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads')
+    report = dict(machine=machine, torch=torch.__version__, dtype=args.dtype,
+                  channels_last=args.channels_last, batch_size=batch, size=args.size,
+                  date=time.strftime('%Y-%m-%d'), results=[])
+    print(f'{machine}, torch {torch.__version__}, {args.dtype}, '
+          f"{'channels-last' if args.channels_last else 'NCHW'}, {args.size}x{args.size}")
+    print(f"{'model':<32} {'mode':<10} {'params':>8} {'img/s @' + str(batch):>12} "
+          f"{'latency b1 ms':>14}")
+    for mode in args.modes:
+        args.mode = mode
+        throughput = measure(models, args, batch, 5) if batch else {}
+        calls = args.latency_calls or (200 if mode == 'cudagraphs' else 20)
+        latency = measure(models, args, 1, calls)
+        for name in models:
+            row = dict(model=name, mode=mode, params=params[name],
+                       latency_ms=1000 * statistics.median(latency[name]),
+                       latency_ms_spread=[1000 * min(latency[name]), 1000 * max(latency[name])])
+            if batch:
+                row['images_per_s'] = batch / statistics.median(throughput[name])
+            report['results'].append(row)
+            print(f"{name:<32} {mode:<10} {params[name] / 1e6:>7.2f}M "
+                  f"{row.get('images_per_s', float('nan')):>12.0f} {row['latency_ms']:>14.3f}",
+                  flush=True)
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(report, f, indent=2)
+    if args.plot:
+        plot(report, args.plot)
+
+
+def plot(report: dict, path: str):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for mode in sorted({r['mode'] for r in report['results']}):
+        rows = [r for r in report['results'] if r['mode'] == mode]
+        ax.scatter([r['latency_ms'] for r in rows], [r['params'] / 1e6 for r in rows],
+                   label=mode)
+        for r in rows:
+            ax.annotate(r['model'], (r['latency_ms'], r['params'] / 1e6), fontsize=7)
+    ax.set_xlabel('latency at batch 1 (ms)')
+    ax.set_ylabel('parameters (M)')
+    ax.set_title(f"{report['machine']}, {report['dtype']}, {report['date']}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == '__main__':
+    main()
