@@ -43,6 +43,13 @@ def test_onnx_export_has_dynamic_batch_and_size(trained_like_checkpoint, tmp_pat
         assert len(got) == len(expected)
         for e, g in zip(expected, got):
             assert_close_to_max(torch.from_numpy(np.asarray(g)), e, 1e-4, f'{shape}')
+    if not backbone_only:  # the benchmark times onnxruntime beside PyTorch
+        bench = str(tmp_path / 'bench.json')
+        check_tool('tools/analysis_tools/benchmark.py', '--device', 'cpu', '--models', out,
+                   '--batch-size', '2', '--size', '32', '--warmup', '1', '--rounds', '1',
+                   '--latency-calls', '1', '--json', bench)
+        with open(bench) as f:
+            assert json.load(f)['results'][0]['model'] == f'{out} (onnxruntime)'
 
 
 @pytest.mark.slow

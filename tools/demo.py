@@ -17,11 +17,13 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Dict, Tuple
 
 import torch
 
-from repmobile_mm.engine.model_io import build_model, load_weights, read_state_dict
+from repmobile_mm.engine.model_io import (build_model, comparable_outputs, load_weights,
+                                          read_state_dict)
 from repmobile_mm.engine.runner import load_config
 from repmobile_mm.models import RepMobileNet
 from repmobile_mm.utils import (count_macs, count_params, interleaved_latency,
@@ -148,16 +150,18 @@ def task_demo(task: Task, work_dir: str):
     models = {'training': load_trained(task.config, checkpoint),
               'fused': load_trained(task.deploy_config, fused)}
     height, width = task.latency_shape
+    scope = load_config(osp.join(ROOT, task.config)).default_scope
     latency = interleaved_latency(
-        {form: lambda x, m=m: m(x, mode='tensor') for form, m in models.items()},
+        {form: partial(comparable_outputs, m, scope=scope) for form, m in models.items()},
         torch.randn(1, 3, height, width), repeats=20)
+    timed = 'backbone+neck' if scope == 'mmdet' else 'model'
 
     lines = [task.title, f'  trained in {train_time:.0f} s; whole task {time.time() - start:.0f} s',
              f"  {'form':<9}" + ''.join(f'{title:>10}' for title in task.metrics.values()) +
-             f"{'params':>9}{f'latency b1 {height}x{width}':>22}"]
+             f"{'params':>9}{f'latency b1 {height}x{width} ({timed})':>37}"]
     for form in ('training', 'fused'):
         lines.append(f'  {form:<9}' + ''.join(f'{results[form][key]:>10.3f}' for key in task.metrics)
-                     + f'{count_params(models[form]) / 1e6:>8.2f}M{latency[form]:>19.1f} ms')
+                     + f'{count_params(models[form]) / 1e6:>8.2f}M{latency[form]:>34.1f} ms')
     print('\n'.join(lines), flush=True)
     if results['training'] != results['fused']:
         raise SystemExit(f'{task.title}: the fused checkpoint scores differently')

@@ -47,7 +47,9 @@ def test_timm_models_and_features_only():
 
 
 def build_classifier(distillation=False, deploy=False):
+    from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
+    init_default_scope('mmpretrain')  # other tests may have left mmdet's or mmseg's
     return MODELS.build(
         dict(type='ImageClassifier',
              backbone=dict(type='RepMobile', arch=TINY, out_indices=(3, ), deploy=deploy),

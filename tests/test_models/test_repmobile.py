@@ -127,6 +127,9 @@ def test_deploy_flag_builds_the_fused_structure():
         for a, b in zip(fused(x), direct(x)):
             assert torch.equal(a, b)
     assert not any(isinstance(m, _BatchNorm) for m in direct.modules())
+    # constants follow a dtype change exactly (1/9 in float64, not float32's 1/9 cast up)
+    pool = direct.double().layer0[0].avg_kernel
+    assert pool.dtype == torch.float64 and torch.all(pool == 1 / 9)
 
 
 def test_switch_to_deploy_is_idempotent():

@@ -5,7 +5,8 @@
         [--modes eager compile cudagraphs] [--batch-size 256] [--json out.json] [--plot out.png]
 
 Models: ``repmobile_s|m|l`` (ours, measured in training and fused form), a config
-path (ours by config: classifier, or the backbone of a detector/segmentor), or any
+path (ours by config: classifier, or the backbone of a detector/segmentor), an
+``.onnx`` file (run by onnxruntime on CPU, fp32; see tools/deployment), or any
 timm model name; timm models that can be re-parameterized (``repvit_*``,
 ``mobileone_*``, ``fastvit_*``) are measured fused. All models take turns within
 each round (interleaved), after warm-up; the median over rounds is reported.
@@ -20,6 +21,7 @@ import statistics
 import time
 from typing import Callable, Dict, List
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -40,6 +42,8 @@ def build_models(names: List[str]) -> Dict[str, nn.Module]:
             model = randomize_batchnorm(RepMobileNet(name.split('_')[1])).eval()
             models[f'{name} (train)'] = model
             models[f'{name} (fused)'] = reparameterize_model(copy.deepcopy(model)).eval()
+        elif name.endswith('.onnx'):
+            models[f'{name} (onnxruntime)'] = OnnxRuntimeModel(name)
         elif name.endswith('.py'):
             from repmobile_mm.engine.model_io import build_model, fused_copy
             from repmobile_mm.engine.runner import load_config
@@ -67,6 +71,19 @@ class TensorMode(nn.Module):
 
     def forward(self, x):
         return self.model(x, mode='tensor')
+
+
+class OnnxRuntimeModel(nn.Module):
+    """An onnxruntime CPU session behind a module's call (fp32, any memory format in)."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        import onnxruntime
+        self.session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+
+    def forward(self, x):
+        inputs = np.ascontiguousarray(x.float().numpy())
+        return self.session.run(None, {self.session.get_inputs()[0].name: inputs})
 
 
 def make_runner(model: nn.Module, example: torch.Tensor, mode: str) -> Callable:

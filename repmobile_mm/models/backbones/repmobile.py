@@ -160,6 +160,12 @@ class RepMobileBlock(nn.Module):
             self.explicit_norm.fill_(not use_pad_shift)
         self.use_pad_shift = use_pad_shift
 
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        if hasattr(self, 'avg_kernel'):  # 1/9 rounded in the new dtype, not cast from float32
+            self.avg_kernel.fill_(1 / 9)
+        return self
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         if self.deploy and self.stride == 1:  # the form the fused weights were made for
