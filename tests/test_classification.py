@@ -33,6 +33,7 @@ def test_every_config_loads_and_builds(path):
     assert 'repmobile_mm' in cfg.custom_imports.imports
     model = build_model(cfg)
     assert model.backbone.deploy == ('/deploy/' in path)
+    assert model.neck.in_channels == model.backbone.dims[-1]
     if '-distill' in path and '/deploy/' not in path:
         assert model.teacher is not None and model.head.distillation
 

@@ -1,13 +1,3 @@
-# RepMobile-L ImageNet-1K classifier: backbone, published head (1x1 conv + BN + ReLU,
-# pooling, MLP), label smoothing 0.1. Shared by the classification configs.
-custom_imports = dict(imports=['repmobile_mm'], allow_failed_imports=False)
-model = dict(
-    type='ImageClassifier',
-    backbone=dict(type='RepMobile', arch='L', out_indices=(3, )),
-    neck=dict(type='RepMobileNeck', in_channels=768),
-    head=dict(
-        type='RepMobileClsHead',
-        num_classes=1000,
-        in_channels=1024,
-        loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
-        topk=(1, 5)))
+# RepMobile-L ImageNet-1K classifier: the RepMobile-S model base with the L widths.
+_base_ = './repmobile-s_in1k.py'
+model = dict(backbone=dict(arch='L'), neck=dict(in_channels=768))
