@@ -215,7 +215,9 @@ def test_amp_switches_to_the_agc_amp_wrapper():
 
 
 @pytest.mark.parametrize('args,message', [
-    (['tools/test.py', DIGITS, 'missing.pth'], 'checkpoint not found: missing.pth'),
+    (['tools/test.py', DIGITS, 'missing.pth', '--local-rank', '0'],  # torch.distributed.launch
+     'checkpoint not found: missing.pth'),
+    (['tools/train.py', 'nope.py', '--local_rank', '0'], 'config file not found: nope.py'),
     (['tools/reparameterize_model.py', 'nope.py', 'a.pth', 'b.pth'],
      'config file not found: nope.py'),
 ])

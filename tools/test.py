@@ -5,37 +5,27 @@
 import argparse
 import json
 
-from mmengine.config import DictAction
-
 from mmengine.model import is_model_wrapper
 
 from repmobile_mm.engine.model_io import load_weights, read_state_dict
-from repmobile_mm.engine.runner import (apply_library_dataloader_defaults, build_runner,
-                                        load_config, set_local_rank, set_work_dir)
+from repmobile_mm.engine.runner import (add_common_args, apply_library_dataloader_defaults,
+                                        build_runner, config_from_args)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Test a checkpoint')
     parser.add_argument('config', help='config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='where logs go')
     parser.add_argument('--out', help='write the metrics to this JSON file')
     parser.add_argument('--amp', action='store_true', help='test in fp16')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_common_args(parser)
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    set_local_rank(args.local_rank)
     state_dict = read_state_dict(args.checkpoint)
-    cfg = load_config(args.config, args.cfg_options)
-    cfg.launcher = args.launcher
-    set_work_dir(cfg, args.config, args.work_dir)
+    cfg = config_from_args(args)
     if args.amp:
         cfg.test_cfg.fp16 = True
     apply_library_dataloader_defaults(cfg)

@@ -4,16 +4,13 @@
 """
 import argparse
 
-from mmengine.config import DictAction
-
-from repmobile_mm.engine.runner import (apply_library_dataloader_defaults, build_runner,
-                                        enable_amp, load_config, set_local_rank, set_work_dir)
+from repmobile_mm.engine.runner import (add_common_args, apply_library_dataloader_defaults,
+                                        build_runner, config_from_args, enable_amp)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Train a model from a config')
     parser.add_argument('config', help='config file path')
-    parser.add_argument('--work-dir', help='where logs and checkpoints go')
     parser.add_argument('--resume', nargs='?', const='auto',
                         help='resume from CKPT, or without a value from the latest checkpoint '
                         'in the work dir')
@@ -21,20 +18,13 @@ def parse_args():
     parser.add_argument('--no-validate', action='store_true', help='skip validation')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by the actual total batch size')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_common_args(parser)
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    set_local_rank(args.local_rank)
-    cfg = load_config(args.config, args.cfg_options)
-    cfg.launcher = args.launcher
-    set_work_dir(cfg, args.config, args.work_dir)
+    cfg = config_from_args(args)
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if args.amp:

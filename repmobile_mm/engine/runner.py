@@ -8,7 +8,7 @@ import os
 import os.path as osp
 from typing import Optional
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 from .checkpoint import allow_mmengine_checkpoint_globals
 
@@ -69,9 +69,24 @@ def apply_library_dataloader_defaults(cfg: Config) -> None:
             loader.setdefault('persistent_workers', True)
 
 
-def set_local_rank(local_rank: int) -> None:
-    """torch.distributed.launch passes --local-rank/--local_rank; torchrun sets LOCAL_RANK."""
-    os.environ.setdefault('LOCAL_RANK', str(local_rank))
+def add_common_args(parser) -> None:
+    """The arguments tools/train.py and tools/test.py share."""
+    parser.add_argument('--work-dir', help='where logs (and checkpoints) go')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    # torch.distributed.launch passes --local-rank (older: --local_rank); torchrun sets LOCAL_RANK
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def config_from_args(args) -> Config:
+    """Load the config and apply the shared arguments of ``add_common_args``."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.launcher = args.launcher
+    set_work_dir(cfg, args.config, args.work_dir)
+    return cfg
 
 
 def build_runner(cfg: Config):
