@@ -22,8 +22,8 @@ from typing import Dict, Tuple
 
 import torch
 
-from repmobile_mm.engine.model_io import (build_model, comparable_outputs, load_weights,
-                                          read_state_dict)
+from repmobile_mm.engine.model_io import (build_model, comparable_outputs, fused_copy,
+                                          load_weights, read_state_dict)
 from repmobile_mm.engine.runner import load_config
 from repmobile_mm.models import RepMobileNet
 from repmobile_mm.utils import (count_macs, count_params, interleaved_latency,
@@ -68,19 +68,13 @@ TASKS = {
 CHECK_SIZES = [(224, 224), (67, 45), (33, 97)]
 
 
-def fuse(model):
-    fused = copy.deepcopy(model)
-    fused.switch_to_deploy()
-    return fused
-
-
 def max_relative_difference(model, dtype):
     """Largest |deploy - training| over the check sizes, relative to the largest logit.
 
     The model is cast before fusing, so the fold runs on the weights it is compared with.
     """
     model = copy.deepcopy(model).to(dtype)
-    fused = fuse(model)
+    fused = fused_copy(model)
     worst = 0.0
     with torch.no_grad():
         for height, width in CHECK_SIZES:
@@ -100,7 +94,7 @@ def backbone_demo(args):
     for arch in args.archs:
         torch.manual_seed(0)
         model = randomize_batchnorm(RepMobileNet(arch)).eval()
-        fused = fuse(model)
+        fused = fused_copy(model)
         diff32 = max_relative_difference(model, torch.float32)
         diff64 = max_relative_difference(model, torch.float64)
         latency = interleaved_latency({'train': model, 'deploy': fused},

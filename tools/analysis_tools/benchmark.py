@@ -14,7 +14,6 @@ Throughput at ``--batch-size`` (images/s) and latency at batch 1 (ms). On GPU,
 latency is timed with CUDA events; under ``cudagraphs`` over at least 200 replays.
 """
 import argparse
-import copy
 import json
 import platform
 import statistics
@@ -25,7 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from repmobile_mm.models import RepMobileNet, reparameterize_model
+from repmobile_mm.engine.model_io import fused_copy
+from repmobile_mm.models import RepMobileNet
 from repmobile_mm.utils import count_params, randomize_batchnorm
 
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
@@ -41,11 +41,11 @@ def build_models(names: List[str]) -> Dict[str, nn.Module]:
             torch.manual_seed(0)
             model = randomize_batchnorm(RepMobileNet(name.split('_')[1])).eval()
             models[f'{name} (train)'] = model
-            models[f'{name} (fused)'] = reparameterize_model(copy.deepcopy(model)).eval()
+            models[f'{name} (fused)'] = fused_copy(model)
         elif name.endswith('.onnx'):
             models[f'{name} (onnxruntime)'] = OnnxRuntimeModel(name)
         elif name.endswith('.py'):
-            from repmobile_mm.engine.model_io import build_model, fused_copy
+            from repmobile_mm.engine.model_io import build_model
             from repmobile_mm.engine.runner import load_config
             cfg = load_config(name)
             model = build_model(cfg).eval()
@@ -56,7 +56,7 @@ def build_models(names: List[str]) -> Dict[str, nn.Module]:
         else:
             import timm
             model = timm.create_model(name).eval()
-            fused = reparameterize_model(copy.deepcopy(model)).eval()
+            fused = fused_copy(model)
             changed = count_params(fused) != count_params(model)
             models[f'{name} (fused)' if changed else name] = fused
     return models

@@ -11,8 +11,8 @@ import torch
 from mmengine.model import BaseModule
 from torch import nn
 
-from ..utils.fuse import (bn_scale_shift, conv_params64, copy_params,
-                          fuse_conv_bn_in_sequential, guard_checkpoint_form)
+from ..utils.fuse import (conv_params64, copy_params, fuse_conv_bn, fuse_conv_bn_in_sequential,
+                          guard_checkpoint_form)
 
 
 def neck_channels(in_channels: int) -> int:
@@ -136,12 +136,12 @@ class RepMobileClassifier(BaseModule):
         hidden_w, hidden_b, out_w = [], [], []
         out_b = 0
         for mlp in mlps:
-            first, second = conv_params64(mlp[0]), conv_params64(mlp[4])
-            scale, shift = bn_scale_shift(mlp[1])
-            hidden_w.append(first[0] * scale[:, None])
-            hidden_b.append(first[1] * scale + shift)
-            out_w.append(second[0] / len(mlps))
-            out_b = out_b + second[1] / len(mlps)
+            weight, bias = fuse_conv_bn(mlp[0], mlp[1])
+            hidden_w.append(weight)
+            hidden_b.append(bias)
+            out_weight, out_bias = conv_params64(mlp[4])
+            out_w.append(out_weight / len(mlps))
+            out_b = out_b + out_bias / len(mlps)
         ref = self.classifier[0].weight
         if self.distillation:
             del self.classifier_dist
