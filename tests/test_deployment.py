@@ -65,3 +65,36 @@ def test_benchmark_writes_interleaved_results(tmp_path):
     assert names == ['repmobile_s (train)', 'repmobile_s (fused)', 'mobilenetv3_small_050']
     assert all(row['images_per_s'] > 0 and row['latency_ms'] > 0 for row in report['results'])
     assert osp.getsize(plot) > 0
+
+
+@pytest.mark.slow
+def test_benchmark_train_step_times_ours_beside_the_published_structure(tmp_path):
+    out = str(tmp_path / 'train.json')
+    check_tool('tools/analysis_tools/benchmark.py', '--device', 'cpu', '--train-step',
+               '--models', 'repmobile_s', '--batch-size', '2', '--size', '64', '--warmup', '1',
+               '--rounds', '1', '--json', out)
+    with open(out) as f:
+        report = json.load(f)
+    assert report['task'] == 'train step'
+    assert [row['model'] for row in report['results']] == \
+        ['repmobile_s (train)', 'repmobile_s (published)']
+    assert all(row['images_per_s'] > 0 for row in report['results'])
+
+
+def test_published_structure_computes_what_our_training_form_does():
+    """The benchmark's baseline differs in how it computes, not in what."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'benchmark', osp.join(ROOT, 'tools/analysis_tools/benchmark.py'))
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    from repmobile_mm.models import RepMobileNet
+    ours = randomize_batchnorm(RepMobileNet(dict(dims=(16, 32, 64, 128), blocks=(1, 2, 1, 1)),
+                                            num_classes=10, drop_rate=0.0)).double()
+    published = benchmark.published_structure(ours)
+    x = torch.randn(3, 3, 45, 37, dtype=torch.float64)
+    for mode in (True, False):  # batch statistics, then running statistics
+        ours.train(mode)
+        published.train(mode)
+        with torch.no_grad():
+            assert_close_to_max(published(x), ours(x), 1e-12, f'train={mode}')

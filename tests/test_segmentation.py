@@ -15,7 +15,7 @@ from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import ROOT, assert_close_to_max, check_tool
 
 CONFIG_DIR = osp.join(ROOT, 'segmentation/configs')
-SCENES = osp.join(CONFIG_DIR, 'repmobile/fpn_repmobile-s_1xb8-700i_scenes-128x128.py')
+SCENES = osp.join(CONFIG_DIR, 'repmobile/fpn_repmobile-s_1xb8-1000i_scenes-128x128.py')
 
 
 @pytest.mark.parametrize('path', sorted(glob.glob(osp.join(CONFIG_DIR, 'repmobile/**/*.py'),

@@ -59,9 +59,9 @@ TASKS = {
         {'coco/bbox_mAP': 'box AP', 'coco/segm_mAP': 'mask AP'}, (128, 128)),
     'segmentation': Task(
         'Semantic segmentation: Semantic FPN RepMobile-S on generated scenes',
-        'segmentation/configs/repmobile/fpn_repmobile-s_1xb8-700i_scenes-128x128.py',
-        'segmentation/configs/repmobile/deploy/fpn_repmobile-s-deploy_1xb8-700i_scenes-128x128.py',
-        'iter_700.pth', 'data/scenes/images/validation',
+        'segmentation/configs/repmobile/fpn_repmobile-s_1xb8-1000i_scenes-128x128.py',
+        'segmentation/configs/repmobile/deploy/fpn_repmobile-s-deploy_1xb8-1000i_scenes-128x128.py',
+        'iter_1000.pth', 'data/scenes/images/validation',
         ('tools/dataset_converters/make_scenes.py',), {'mIoU': 'mIoU %'}, (128, 128)),
 }
 

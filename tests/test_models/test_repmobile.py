@@ -73,7 +73,7 @@ def test_deploy_form_is_exact_in_float64(arch):
     model = randomize_batchnorm(RepMobile(arch), seed=1).double().eval()
     fused = fused_copy(model)
     blocks = [b for b in fused.modules() if isinstance(b, RepMobileBlock)]
-    assert all(b.use_pad_shift == (b.stride == 1) for b in blocks)
+    assert all(b.use_pad_shift for b in blocks)
     for batch in (1, 3):
         for height, width in SIZES:
             x = torch.randn(batch, 3, height, width, dtype=torch.float64)
@@ -93,14 +93,18 @@ def test_deploy_form_exact_on_tiny_maps(size):
             assert_close_to_max(b, a, 1e-8, f'size {size}')
 
 
-def test_zero_bn_scale_falls_back_to_explicit_norm():
-    """A stride-1 block whose BN gain is 0 cannot shift its padding: explicit BN instead."""
+@pytest.mark.parametrize('stride', [1, 2])
+def test_zero_bn_scale_falls_back_to_explicit_norm(stride):
+    """A block whose BN gain is 0 cannot shift its padding: explicit BN instead."""
     model = randomize_batchnorm(RepMobile(TINY), seed=3).double().eval()
-    block = model.layer1[1]
+    block = model.layer1[2 - stride]
+    assert block.stride == stride
     with torch.no_grad():
         block.conv_dw[0].weight[:3] = 0
     fused = fused_copy(model)
-    assert not fused.layer1[1].use_pad_shift and fused.layer2[1].use_pad_shift
+    explicit = [name for name, b in fused.named_modules()
+                if isinstance(b, RepMobileBlock) and not b.use_pad_shift]
+    assert explicit == [f'layer1.{2 - stride}']
     x = torch.randn(2, 3, 45, 37, dtype=torch.float64)
     with torch.no_grad():
         for a, b in zip(model(x), fused(x)):
@@ -108,10 +112,21 @@ def test_zero_bn_scale_falls_back_to_explicit_norm():
     # the strategy survives a save/load of the fused weights
     rebuilt = RepMobile(TINY, deploy=True).double().eval()
     rebuilt.load_state_dict(fused.state_dict(), strict=True)
-    assert not rebuilt.layer1[1].use_pad_shift and rebuilt.layer2[1].use_pad_shift
+    assert [b.use_pad_shift for b in rebuilt.modules() if isinstance(b, RepMobileBlock)] == \
+        [b.use_pad_shift for b in fused.modules() if isinstance(b, RepMobileBlock)]
     with torch.no_grad():
         for a, b in zip(fused(x), rebuilt(x)):
             assert torch.equal(a, b)
+
+
+def test_deploy_form_traces_as_one_graph():
+    """No graph breaks under torch.compile (a break would split every block into its
+    own compiled frame and hit dynamo's recompile limit)."""
+    fused = fused_copy(RepMobileNet(TINY, num_classes=10).eval())
+    compiled = torch.compile(fused, backend='eager', fullgraph=True)
+    x = torch.randn(2, 3, 45, 37)
+    with torch.no_grad():
+        assert torch.equal(compiled(x), fused(x))
 
 
 def test_deploy_flag_builds_the_fused_structure():

@@ -12,8 +12,15 @@ timm model name; timm models that can be re-parameterized (``repvit_*``,
 each round (interleaved), after warm-up; the median over rounds is reported.
 Throughput at ``--batch-size`` (images/s) and latency at batch 1 (ms). On GPU,
 latency is timed with CUDA events; under ``cudagraphs`` over at least 200 replays.
+
+``--train-step`` times a training step instead (forward, a loss, backward; autocast
+to ``--dtype`` with fp32 weights) of the training forms, ours beside
+``repmobile_x (published)``: the published block structure rebuilt from the spec
+(stride-2 identity by split, add and concatenate), to show what our training form
+saves.
 """
 import argparse
+import copy
 import json
 import platform
 import statistics
@@ -25,7 +32,7 @@ import torch
 from torch import nn
 
 from repmobile_mm.engine.model_io import fused_copy
-from repmobile_mm.models import RepMobileNet
+from repmobile_mm.models import RepMobileBlock, RepMobileNet
 from repmobile_mm.utils import count_params, randomize_batchnorm
 
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
@@ -33,16 +40,22 @@ DEFAULT_MODELS = ['repmobile_s', 'repmobile_m', 'repmobile_l', 'repvit_m0_9', 'm
                   'efficientformerv2_s0', 'mobilenetv3_large_100', 'fastvit_t8']
 
 
-def build_models(names: List[str]) -> Dict[str, nn.Module]:
-    """Name -> eval-mode model; ours in both forms, re-parameterizable peers fused."""
+def build_models(names: List[str], train_step: bool = False) -> Dict[str, nn.Module]:
+    """Name -> eval-mode model; ours in both forms (for ``train_step``: ours and the
+    published structure), re-parameterizable peers fused (for ``train_step``: as built)."""
     models = {}
     for name in names:
         if name.startswith('repmobile_'):
             torch.manual_seed(0)
             model = randomize_batchnorm(RepMobileNet(name.split('_')[1])).eval()
             models[f'{name} (train)'] = model
-            models[f'{name} (fused)'] = fused_copy(model)
+            if train_step:
+                models[f'{name} (published)'] = published_structure(model)
+            else:
+                models[f'{name} (fused)'] = fused_copy(model)
         elif name.endswith('.onnx'):
+            if train_step:
+                raise SystemExit(f'--train-step cannot train an ONNX file: {name}')
             models[f'{name} (onnxruntime)'] = OnnxRuntimeModel(name)
         elif name.endswith('.py'):
             from repmobile_mm.engine.model_io import build_model
@@ -52,14 +65,38 @@ def build_models(names: List[str]) -> Dict[str, nn.Module]:
             # a whole classifier; only the backbone of a detector or segmentor
             net = TensorMode(model) if cfg.default_scope == 'mmpretrain' else model.backbone
             models[f'{name} (train)'] = net
-            models[f'{name} (fused)'] = fused_copy(net)
+            if not train_step:
+                models[f'{name} (fused)'] = fused_copy(net)
         else:
             import timm
             model = timm.create_model(name).eval()
-            fused = fused_copy(model)
+            fused = model if train_step else fused_copy(model)
             changed = count_params(fused) != count_params(model)
             models[f'{name} (fused)' if changed else name] = fused
     return models
+
+
+class PublishedBlock(RepMobileBlock):
+    """The published block's training forward (shared/specs/repmobile.md), for timing."""
+
+    def forward(self, x):
+        y = self.conv_pw(x)
+        if self.stride == 1:
+            y = y + x
+        else:  # split y into halves, add x to each, concatenate back
+            first, second = y.chunk(2, dim=1)
+            y = torch.cat([first + x, second + x], dim=1)
+        y = y * torch.sigmoid(y + self.ClaSiLU_gate(x))
+        return self.conv_dw(y) + self.down(y)
+
+
+def published_structure(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose blocks run the published forward (same weights)."""
+    published = copy.deepcopy(model)
+    for module in published.modules():
+        if isinstance(module, RepMobileBlock):
+            module.__class__ = PublishedBlock
+    return published
 
 
 class TensorMode(nn.Module):
@@ -91,7 +128,7 @@ def make_runner(model: nn.Module, example: torch.Tensor, mode: str) -> Callable:
     if mode == 'eager':
         return lambda: model(example)
     if mode == 'compile':
-        compiled = torch.compile(model)
+        compiled = torch.compile(model, dynamic=False)  # one specialized graph per batch size
         return lambda: compiled(example)
     if mode == 'cudagraphs':
         static_input = example.clone()
@@ -106,6 +143,21 @@ def make_runner(model: nn.Module, example: torch.Tensor, mode: str) -> Callable:
             model(static_input)
         return graph.replay
     raise ValueError(f'unknown mode {mode!r}')
+
+
+def make_train_step(model: nn.Module, example: torch.Tensor, mode: str,
+                    dtype: torch.dtype) -> Callable:
+    """A callable for one training step: forward under autocast, a loss, backward."""
+    model.train()
+    forward = torch.compile(model, dynamic=False) if mode == 'compile' else model
+
+    def step():
+        with torch.autocast(example.device.type, dtype=dtype, enabled=dtype != torch.float32):
+            out = forward(example)
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        out.float().logsumexp(1).mean().backward()
+        model.zero_grad(set_to_none=True)
+    return step
 
 
 def time_calls(run: Callable, calls: int, device: str) -> float:
@@ -124,23 +176,26 @@ def time_calls(run: Callable, calls: int, device: str) -> float:
     return time.perf_counter() - begin
 
 
-@torch.inference_mode()
 def measure(models, args, batch: int, calls: int) -> Dict[str, List[float]]:
     """Per model, seconds per call in each round; models interleaved within rounds."""
     dtype = DTYPES[args.dtype]
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    example = torch.randn(batch, 3, args.size, args.size, device=args.device, dtype=dtype)
+    # training keeps fp32 weights and inputs (autocast casts); inference runs in dtype
+    data_dtype = torch.float32 if args.train_step else dtype
+    example = torch.randn(batch, 3, args.size, args.size, device=args.device, dtype=data_dtype)
     example = example.contiguous(memory_format=memory_format)
     runners = {}
-    for name, model in models.items():
-        model = model.to(device=args.device, dtype=dtype, memory_format=memory_format)
-        runners[name] = make_runner(model, example, args.mode)
-    for run in runners.values():  # warm-up (and compilation)
-        time_calls(run, args.warmup, args.device)
-    times = {name: [] for name in runners}
-    for _ in range(args.rounds):
-        for name, run in runners.items():
-            times[name].append(time_calls(run, calls, args.device) / calls)
+    with torch.inference_mode(not args.train_step):
+        for name, model in models.items():
+            model = model.to(device=args.device, dtype=data_dtype, memory_format=memory_format)
+            runners[name] = (make_train_step(model, example, args.mode, dtype)
+                             if args.train_step else make_runner(model, example, args.mode))
+        for run in runners.values():  # warm-up (and compilation)
+            time_calls(run, args.warmup, args.device)
+        times = {name: [] for name in runners}
+        for _ in range(args.rounds):
+            for name, run in runners.items():
+                times[name].append(time_calls(run, calls, args.device) / calls)
     return times
 
 
@@ -153,7 +208,10 @@ def main():
     parser.add_argument('--modes', nargs='+', default=['eager'],
                         choices=['eager', 'compile', 'cudagraphs'])
     parser.add_argument('--batch-size', type=int, default=None,
-                        help='throughput batch (default 256 on GPU, 16 on CPU); 0 skips it')
+                        help='throughput batch (default 256 on GPU, 16 on CPU; with '
+                        '--train-step 128 and 8); 0 skips it')
+    parser.add_argument('--train-step', action='store_true',
+                        help='time training steps (forward + backward) of the training forms')
     parser.add_argument('--size', type=int, default=224)
     parser.add_argument('--warmup', type=int, default=10)
     parser.add_argument('--rounds', type=int, default=10)
@@ -163,23 +221,27 @@ def main():
     parser.add_argument('--json', help='write all results to this file')
     parser.add_argument('--plot', help='write a latency-versus-parameters figure (PNG)')
     args = parser.parse_args()
+    if args.train_step and args.plot:
+        raise SystemExit('--plot draws batch-1 latency, which --train-step does not measure')
     if args.threads:
         torch.set_num_threads(args.threads)
-    if 'cudagraphs' in args.modes and args.device != 'cuda':
-        raise SystemExit('--modes cudagraphs needs --device cuda')
+    if 'cudagraphs' in args.modes and (args.device != 'cuda' or args.train_step):
+        raise SystemExit('--modes cudagraphs needs --device cuda and inference')
     if args.device == 'cuda':
         torch.backends.cudnn.benchmark = True
+    default_batch = (128, 8) if args.train_step else (256, 16)
     batch = args.batch_size if args.batch_size is not None else (
-        256 if args.device == 'cuda' else 16)
+        default_batch[0] if args.device == 'cuda' else default_batch[1])
 
-    models = build_models(args.models)
+    models = build_models(args.models, args.train_step)
     params = {name: count_params(model) for name, model in models.items()}
     machine = (torch.cuda.get_device_name() if args.device == 'cuda' else
                f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads')
     report = dict(machine=machine, torch=torch.__version__, dtype=args.dtype,
+                  task='train step' if args.train_step else 'inference',
                   channels_last=args.channels_last, batch_size=batch, size=args.size,
                   date=time.strftime('%Y-%m-%d'), results=[])
-    print(f'{machine}, torch {torch.__version__}, {args.dtype}, '
+    print(f'{report["task"]}: {machine}, torch {torch.__version__}, {args.dtype}, '
           f"{'channels-last' if args.channels_last else 'NCHW'}, {args.size}x{args.size}")
     print(f"{'model':<32} {'mode':<10} {'params':>8} {'img/s @' + str(batch):>12} "
           f"{'latency b1 ms':>14}")
@@ -187,17 +249,20 @@ def main():
         args.mode = mode
         throughput = measure(models, args, batch, 5) if batch else {}
         calls = args.latency_calls or (200 if mode == 'cudagraphs' else 20)
-        latency = measure(models, args, 1, calls)
+        # no batch-1 training step: BatchNorm on the gate's pooled map needs two samples
+        latency = {} if args.train_step else measure(models, args, 1, calls)
         for name in models:
-            row = dict(model=name, mode=mode, params=params[name],
-                       latency_ms=1000 * statistics.median(latency[name]),
-                       latency_ms_spread=[1000 * min(latency[name]), 1000 * max(latency[name])])
+            row = dict(model=name, mode=mode, params=params[name])
+            if latency:
+                row.update(latency_ms=1000 * statistics.median(latency[name]),
+                           latency_ms_spread=[1000 * min(latency[name]),
+                                              1000 * max(latency[name])])
             if batch:
                 row['images_per_s'] = batch / statistics.median(throughput[name])
             report['results'].append(row)
             print(f"{name:<32} {mode:<10} {params[name] / 1e6:>7.2f}M "
-                  f"{row.get('images_per_s', float('nan')):>12.0f} {row['latency_ms']:>14.3f}",
-                  flush=True)
+                  f"{row.get('images_per_s', float('nan')):>12.0f} "
+                  f"{row.get('latency_ms', float('nan')):>14.3f}", flush=True)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(report, f, indent=2)

@@ -3,8 +3,9 @@
     python tools/dataset_converters/make_scenes.py [--out data/scenes] [--train 600] [--val 60]
 
 Each scene has a textured background in two regions (stripes, checkerboard or
-dots; random colours and scales) with 1-4 shapes (disc, square, triangle) of random
-colour on top, and a few thin scribbles labelled 0. Labels follow ADE20K: 0 is
+dots; random colours and scales) with up to 4 shapes (disc, square, triangle) of
+random colour on top, none overlapping another (an occluded triangle can look like a
+square), and a few thin scribbles labelled 0. Labels follow ADE20K: 0 is
 "other" (ignored with reduce_zero_label=True), the classes are 1..4 in CLASSES order.
 Layout: ``{out}/images/{training,validation}/*.jpg`` and
 ``{out}/annotations/{training,validation}/*.png``. Reproducible by seed.
@@ -52,10 +53,14 @@ def make_scene(rng):
     image = Image.fromarray(np.clip(pixels + rng.normal(0, 8, pixels.shape), 0, 255).astype(np.uint8))
     draw, label_img = ImageDraw.Draw(image), Image.fromarray(label)
     label_draw = ImageDraw.Draw(label_img)
+    placed = []  # (cx, cy, size): shapes do not overlap, so every label is a whole shape
     for _ in range(int(rng.integers(1, 5))):
         index = int(rng.integers(len(SHAPES)))
         size = rng.uniform(0.15, 0.3) * min(width, height)
         cx, cy = rng.uniform(size, width - size), rng.uniform(size, height - size)
+        if any(math.hypot(cx - x, cy - y) < size + s for x, y, s in placed):
+            continue
+        placed.append((cx, cy, size))
         if SHAPES[index] == 'disc':
             box = [cx - size, cy - size, cx + size, cy + size]
             paint = lambda canvas, fill: canvas.ellipse(box, fill=fill)  # noqa: E731

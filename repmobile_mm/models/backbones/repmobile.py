@@ -15,6 +15,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..utils.fuse import (bn_scale_shift, conv_params64, copy_params, fuse_bn_conv1x1,
                           fuse_conv_bn_in_sequential, guard_checkpoint_form)
+from ..utils.gated_activation import gated_shift
 from ..utils.norm import build_norm2d
 
 # Above this |BN shift / BN scale| the pad shift would cost a float32 deploy block
@@ -33,17 +34,23 @@ class RepMobileBlock(nn.Module):
 
     Deploy form: one 1x1 conv, a linear gate on the channel means, one depthwise
     conv. ``conv_dw`` normalizes *before* its zero padding, so the padded taps never
-    see the BN shift ``t``: folding ``t`` into a bias is wrong on the border. Two
-    exact forms, neither with per-size state or shape-dependent branches:
+    see the BN shift ``t``: folding ``t`` into a bias is wrong on the border. The
+    exact form has no per-size state and no shape-dependent branches:
 
-    - stride 1 (*pad shift*): the activation is shifted by ``t / s`` (``s`` the BN
-      scale) inside the ``addcmul`` that applies the gate, which makes the zero
-      padding correct; the identity folds into the kernel centre and the conv bias
-      takes the shift back off it. No extra kernel.
-    - stride 2, and stride-1 blocks whose BN scale is zero or so small that the
-      shift would cost float32 precision (*explicit norm*): the BN runs as one
-      per-channel ``s * a + t`` before the zero-padded conv, and the identity or
-      average pool is added from the activation.
+    - *pad shift* (every block whose BN scales ``s`` are non-zero and not tiny next
+      to ``t``): the activation is shifted by ``t / s`` inside the kernel that applies
+      the gate, so the zero padding is right for the BN'd input. At stride 1 the
+      identity is the kernel centre, which always sees the shifted activation: the
+      bias takes the shift back. At stride 2 the average pool adds 1/9 to every tap;
+      its padded taps did not see the shift, so the shift comes back off scaled by
+      the share of each window inside the map (1 inside, 4/9 or 6/9 on the border),
+      a 1-channel map computed at run time.
+    - *explicit norm* (a zero or tiny BN scale, where the shift would cost float32
+      precision): the BN runs as one per-channel ``s * a + t`` before the zero-padded
+      conv, and the identity or average pool is added from the activation.
+
+    On GPU in eager mode the gate and the shift run as one Triton kernel
+    (:mod:`..utils.gated_activation`).
     """
 
     def __init__(self,
@@ -81,19 +88,18 @@ class RepMobileBlock(nn.Module):
         self.pw_reparam = nn.Conv2d(cin, cout, 1)
         self.gate_reparam = nn.Conv2d(cin, cout, 1)
         self.dw_reparam = nn.Conv2d(cout, cout, 3, self.stride, 1, groups=cout)
+        # pad shift: added to the activation before the zero padding
+        self.register_buffer('pad_shift', torch.zeros(cout))
         # explicit norm: u = norm_scale * a + norm_shift before the zero padding
+        self.register_buffer('explicit_norm', torch.tensor(False))
         self.register_buffer('norm_scale', torch.zeros(cout))
         self.register_buffer('norm_shift', torch.zeros(cout))
-        if self.stride == 1:
-            # pad shift: added to the activation before the zero padding
-            self.register_buffer('pad_shift', torch.zeros(cout))
-            self.register_buffer('explicit_norm', torch.tensor(False))
-        else:
-            # the 3x3/2 average pool (zeros counted) as a depthwise conv: one fast
-            # kernel where channels-last avg_pool2d is slow on GPU
+        if self.stride == 2:
+            # the explicit form's 3x3/2 average pool (zeros counted) as a depthwise
+            # conv: one fast kernel where channels-last avg_pool2d is slow on GPU
             self.register_buffer('avg_kernel', torch.full((cout, 1, 3, 3), 1 / 9),
                                  persistent=False)
-        self.use_pad_shift = self.stride == 1
+        self.use_pad_shift = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.deploy:
@@ -111,10 +117,16 @@ class RepMobileBlock(nn.Module):
         # the gate as one GEMM on the channel means (a 1x1 conv on 1x1 maps is slower)
         gate = F.linear(x.mean((2, 3)), self.gate_reparam.weight.flatten(1),
                         self.gate_reparam.bias)
-        gate = torch.sigmoid(y + gate[:, :, None, None])
-        if self.use_pad_shift:
-            return self.dw_reparam(torch.addcmul(self.pad_shift.view(-1, 1, 1), y, gate))
-        act = y * gate
+        if not self.use_pad_shift:
+            return self._forward_explicit_norm(y, gate)
+        out = self.dw_reparam(gated_shift(y, gate, self.pad_shift))
+        if self.stride == 1:
+            return out
+        window_share = F.avg_pool2d(y.new_ones(1, 1, *y.shape[2:]), 3, 2, 1)
+        return torch.addcmul(out, self.pad_shift.view(-1, 1, 1), window_share, value=-1)
+
+    def _forward_explicit_norm(self, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        act = y * torch.sigmoid(y + gate[:, :, None, None])
         out = self.dw_reparam(torch.addcmul(self.norm_shift.view(-1, 1, 1), act,
                                             self.norm_scale.view(-1, 1, 1)))
         if self.stride == 1:
@@ -134,13 +146,16 @@ class RepMobileBlock(nn.Module):
         gate_weight, gate_bias = fuse_bn_conv1x1(self.ClaSiLU_gate[1], self.ClaSiLU_gate[2])
         scale, shift = bn_scale_shift(self.conv_dw[0])
         dw_weight, dw_bias = conv_params64(self.conv_dw[1])
-        use_pad_shift = stride == 1 and bool(
+        use_pad_shift = bool(
             (scale != 0).all() and (shift / scale).abs().max() <= MAX_PAD_SHIFT)
         if use_pad_shift:
             pad_shift = shift / scale
             dw_weight = dw_weight * scale.view(-1, 1, 1, 1)
-            dw_weight[:, 0, 1, 1] += 1  # the identity
-            dw_bias = dw_bias - pad_shift  # the identity tap saw the shifted activation
+            if stride == 1:
+                dw_weight[:, 0, 1, 1] += 1  # the identity
+                dw_bias = dw_bias - pad_shift  # the identity tap saw the shifted activation
+            else:
+                dw_weight += 1 / 9  # the average pool; the forward takes the shift back
 
         ref = self.conv_pw[1].weight
         for name in ('conv_pw', 'conv_dw', 'ClaSiLU_gate', 'down'):
@@ -156,8 +171,7 @@ class RepMobileBlock(nn.Module):
         else:
             self.norm_scale.copy_(scale)
             self.norm_shift.copy_(shift)
-        if stride == 1:
-            self.explicit_norm.fill_(not use_pad_shift)
+        self.explicit_norm.fill_(not use_pad_shift)
         self.use_pad_shift = use_pad_shift
 
     def _apply(self, fn, *args, **kwargs):
@@ -168,7 +182,7 @@ class RepMobileBlock(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        if self.deploy and self.stride == 1:  # the form the fused weights were made for
+        if self.deploy:  # the form the fused weights were made for
             self.use_pad_shift = not bool(self.explicit_norm)
 
 

@@ -1,6 +1,10 @@
 # Semantic FPN RepMobile-S on generated scenes (tools/dataset_converters/make_scenes.py),
 # an ADE20K-layout stand-in (label 0 = "other", ignored) that trains on 2 CPU cores in
-# minutes. Backbone from scratch, 128x128 crops; the rest is the RepMobile-S ADE20K config.
+# minutes. Backbone from scratch, 128x128 crops, batch 8 (the ClaSiLU gate's BatchNorm
+# sees one pooled value per image: smaller batches make it degenerate), FPN and head at
+# half width (128 and 64 channels: at 256/128 they cost as much as the backbone on CPU,
+# and halving them buys ~1.7x the iterations in the same time at the same mIoU); the
+# rest is the RepMobile-S ADE20K config.
 _base_ = './fpn_repmobile-s_8xb4-40k_ade20k-512x512.py'
 
 classes = ('background', 'disc', 'square', 'triangle')
@@ -8,7 +12,8 @@ crop_size = (128, 128)
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(init_cfg=None),
-    decode_head=dict(num_classes=len(classes)))
+    neck=dict(out_channels=128),
+    decode_head=dict(in_channels=[128] * 4, channels=64, num_classes=len(classes)))
 
 data_root = 'data/scenes'
 dataset = dict(type='BaseSegDataset', data_root=data_root, metainfo=dict(classes=classes),
@@ -41,8 +46,8 @@ val_dataloader = dict(
                                   seg_map_path='annotations/validation')))
 test_dataloader = val_dataloader
 
-max_iters = 700
-optim_wrapper = dict(optimizer=dict(lr=2e-3), clip_grad=None)
+max_iters = 1000
+optim_wrapper = dict(optimizer=dict(lr=4e-3), clip_grad=None)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
     dict(type='PolyLR', power=0.9, eta_min=1e-6, by_epoch=False, begin=50, end=max_iters),

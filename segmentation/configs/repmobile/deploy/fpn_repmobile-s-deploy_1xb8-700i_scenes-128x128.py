@@ -1,4 +1,0 @@
-# Fused form of ../fpn_repmobile-s_1xb8-700i_scenes-128x128.py (for checkpoints from
-# tools/reparameterize_model.py).
-_base_ = '../fpn_repmobile-s_1xb8-700i_scenes-128x128.py'
-model = dict(backbone=dict(deploy=True))
