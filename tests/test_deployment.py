@@ -10,7 +10,7 @@ import repmobile_mm  # noqa: F401
 from repmobile_mm.engine.model_io import build_model
 from repmobile_mm.engine.runner import load_config
 from repmobile_mm.utils import randomize_batchnorm
-from tests.helpers import ROOT, assert_close_to_max, check_tool
+from tests.helpers import ROOT, assert_close_to_max, check_tool, run_tool
 
 DIGITS = osp.join(ROOT, 'classification/configs/repmobile/repmobile-s_1xb64_digits.py')
 
@@ -98,3 +98,13 @@ def test_published_structure_computes_what_our_training_form_does():
         published.train(mode)
         with torch.no_grad():
             assert_close_to_max(published(x), ours(x), 1e-12, f'train={mode}')
+
+
+@pytest.mark.parametrize('args,message', [
+    (('--train-step', '--plot', 'x.png'), 'does not measure'),
+    (('--train-step', '--modes', 'cudagraphs'), 'needs --device cuda and inference'),
+    (('--train-step', '--models', 'model.onnx'), 'cannot train an ONNX file'),
+])
+def test_benchmark_refuses_what_a_train_step_cannot_do(args, message):
+    result = run_tool('tools/analysis_tools/benchmark.py', '--device', 'cpu', *args)
+    assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
