@@ -14,28 +14,96 @@ from PIL import Image
 import repmobile_mm  # noqa: F401
 from repmobile_mm.engine.model_io import build_model, read_state_dict
 from repmobile_mm.engine.runner import load_config
+from repmobile_mm.models import reparameterize_model
 from tests.helpers import ROOT, assert_close_to_max, check_tool, run_tool
 
 CONFIG_DIR = osp.join(ROOT, 'classification/configs')
 DIGITS = osp.join(CONFIG_DIR, 'repmobile/repmobile-s_1xb64_digits.py')
 DIGITS_DEPLOY = osp.join(CONFIG_DIR, 'repmobile/deploy/repmobile-s-deploy_1xb64_digits.py')
 DISTILL_S = osp.join(CONFIG_DIR, 'repmobile/repmobile-s_4xb256-300e-distill_in1k.py')
+REPVIT_DIGITS = osp.join(CONFIG_DIR, 'repvit/repvit-m0.9_1xb64_digits.py')
+REPVIT_DIGITS_DEPLOY = osp.join(CONFIG_DIR, 'repvit/deploy/repvit-m0.9-deploy_1xb64_digits.py')
+REPVIT_DISTILL = osp.join(CONFIG_DIR, 'repvit/repvit-m0.9_8xb256-300e-distill_in1k.py')
 # replaces the configs' arch='S' (a string, hence _delete_)
 TINY_ARCH = dict(_delete_=True, dims=(16, 32, 64, 128), blocks=(1, 2, 2, 1))
+# the block table of the RepViT reference fixtures
+TINY_REPVIT = dict(_delete_=True, dims=(16, 32, 64, 128), se=('10', '01', '010', '01'))
+FAMILY_CONFIGS = sorted(p for family in ('repmobile', 'repvit')
+                        for p in glob.glob(osp.join(CONFIG_DIR, family, '**/*.py'),
+                                           recursive=True))
+REPVIT_VARIANTS = ('m0.6', 'm0.9', 'm1.0', 'm1.1', 'm1.5', 'm2.3', 'm1', 'm2', 'm3')
 
 
-@pytest.mark.parametrize('path', sorted(glob.glob(osp.join(CONFIG_DIR, 'repmobile/**/*.py'),
-                                                  recursive=True)),
-                         ids=lambda p: osp.relpath(p, CONFIG_DIR))
+def test_every_repvit_variant_has_its_configs():
+    for variant in REPVIT_VARIANTS:
+        for suffix in ('', '-distill'):
+            names = (f'repvit/repvit-{variant}_8xb256-300e{suffix}_in1k.py',
+                     f'repvit/deploy/repvit-{variant}-deploy_8xb256-300e{suffix}_in1k.py')
+            for name in names:
+                assert osp.join(CONFIG_DIR, name) in FAMILY_CONFIGS, name
+
+
+@pytest.mark.parametrize('path', FAMILY_CONFIGS, ids=lambda p: osp.relpath(p, CONFIG_DIR))
 def test_every_config_loads_and_builds(path):
     cfg = load_config(path)
     assert cfg.default_scope == 'mmpretrain'
     assert 'repmobile_mm' in cfg.custom_imports.imports
     model = build_model(cfg)
     assert model.backbone.deploy == ('/deploy/' in path)
-    assert model.neck.in_channels == model.backbone.dims[-1]
+    assert model.head.deploy == ('/deploy/' in path)
+    # the width the backbone hands on: RepMobile's neck convolves it, RepViT pools it
+    pooled = getattr(model.neck, 'in_channels', model.head.in_channels)
+    assert pooled == model.backbone.dims[-1]
     if '-distill' in path and '/deploy/' not in path:
         assert model.teacher is not None and model.head.distillation
+    if '/deploy/' in path:
+        training_path = path.replace('/deploy/', '/').replace('-deploy_', '_')
+        assert training_path in FAMILY_CONFIGS  # every deploy config twins a training one
+        training = build_model(load_config(training_path))
+        fused = reparameterize_model(copy.deepcopy(training).eval())
+        model.load_state_dict(fused.state_dict(), strict=True)
+
+
+def test_repvit_recipe_matches_the_published_one():
+    """shared/specs/repvit.md: Published training recipes, classification."""
+    for variant in REPVIT_VARIANTS:
+        cfg = load_config(osp.join(CONFIG_DIR, f'repvit/repvit-{variant}_8xb256-300e_in1k.py'))
+        assert cfg.model.backbone.arch.replace('_', '.') == variant
+        # AdamW, 1e-3 per 512 images at 8 x 256, weight decay 0.025, AGC 0.02
+        optim = cfg.optim_wrapper
+        assert optim.type == 'AGCOptimWrapper' and optim.agc.clip_factor == 0.02
+        assert optim.optimizer.type == 'AdamW' and optim.optimizer.weight_decay == 0.025
+        assert cfg.train_dataloader.batch_size == 256
+        assert optim.optimizer.lr == 1e-3 * 8 * 256 / 512
+        assert cfg.auto_scale_lr.base_batch_size == 8 * 256
+        # 5 warm-up epochs from 1e-6, cosine to 1e-5, 300 epochs
+        warmup, cosine = cfg.param_scheduler
+        assert warmup.type == 'LinearLR' and warmup.end == 5
+        assert warmup.start_factor * optim.optimizer.lr == pytest.approx(1e-6)
+        assert cosine.type == 'CosineAnnealingLR' and cosine.eta_min == 1e-5
+        assert cosine.end == cfg.train_cfg.max_epochs == 300
+        # model EMA 0.99996, evaluated on the raw model as published
+        assert [(h.type, h.momentum) for h in cfg.custom_hooks] == [('RawEvalEMAHook', 4e-5)]
+        # RandAugment rand-m9-mstd0.5-inc1, bicubic, random erasing 0.25, Mixup 0.8,
+        # CutMix 1.0, label smoothing 0.1, repeated augmentation
+        steps = {t.type: t for t in cfg.train_pipeline}
+        randaug = steps['RandAugment']
+        assert (randaug.policies, randaug.magnitude_level, randaug.magnitude_std) == \
+            ('timm_increasing', 9, 0.5)
+        assert steps['RandomResizedCrop'].interpolation == 'bicubic'
+        assert steps['RandomErasing'].erase_prob == 0.25
+        assert [(a.type, a.alpha) for a in cfg.model.train_cfg.augments] == \
+            [('Mixup', 0.8), ('CutMix', 1.0)]
+        assert cfg.model.head.loss.label_smooth_val == 0.1
+        assert cfg.train_dataloader.sampler.type == 'RepeatAugSampler'
+        # evaluation: resize 256 bicubic, centre crop 224
+        test_steps = {t.type: t for t in cfg.test_dataloader.dataset.pipeline}
+        assert test_steps['ResizeEdge'].scale == 256
+        assert test_steps['ResizeEdge'].interpolation == 'bicubic'
+        assert test_steps['CenterCrop'].crop_size == 224
+    distill = load_config(REPVIT_DISTILL)
+    assert distill.model.teacher.model_name == 'regnety_160'
+    assert distill.model.head.distill_alpha == 0.5
 
 
 def test_recipe_matches_the_published_one():
@@ -65,9 +133,8 @@ def make_folder_dataset(root, per_class=4, classes=3, size=32):
                 Image.fromarray(pixels).save(osp.join(folder, f'{i}.png'))
 
 
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    """Two training iterations of the digits config on a tiny generated dataset."""
+def train_digits(tmp_path_factory, config):
+    """Two training iterations of a digits config on a tiny generated dataset."""
     tmp = tmp_path_factory.mktemp('cls')
     data = str(tmp / 'data')
     make_folder_dataset(data)
@@ -78,16 +145,33 @@ def trained(tmp_path_factory):
                'model.head.num_classes=3', 'data_preprocessor.num_classes=3',
                'default_hooks.checkpoint.interval=1']
     work_dir = str(tmp / 'work')
-    result = check_tool('tools/train.py', DIGITS, '--work-dir', work_dir, *options)
+    result = check_tool('tools/train.py', config, '--work-dir', work_dir, *options)
     assert 'Epoch(train) [1][2/2]' in result.stdout + result.stderr
     return dict(tmp=tmp, data=data, work_dir=work_dir, options=options,
                 checkpoint=osp.join(work_dir, 'epoch_1.pth'))
 
 
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    return train_digits(tmp_path_factory, DIGITS)
+
+
+@pytest.fixture(scope='module')
+def trained_repvit(tmp_path_factory):
+    return train_digits(tmp_path_factory, REPVIT_DIGITS)
+
+
+# (fixture of the training run, training config, deploy twin) per family
+DIGITS_RUNS = [('trained', DIGITS, DIGITS_DEPLOY),
+               ('trained_repvit', REPVIT_DIGITS, REPVIT_DIGITS_DEPLOY)]
+
+
 @pytest.mark.slow
-def test_train_then_test(trained):
+@pytest.mark.parametrize('run,config,deploy_config', DIGITS_RUNS, ids=['repmobile', 'repvit'])
+def test_train_then_test(request, run, config, deploy_config):
+    trained = request.getfixturevalue(run)
     out = str(trained['tmp'] / 'metrics.json')
-    check_tool('tools/test.py', DIGITS, trained['checkpoint'], '--work-dir',
+    check_tool('tools/test.py', config, trained['checkpoint'], '--work-dir',
                str(trained['tmp'] / 'test'), '--out', out, *trained['options'])
     with open(out) as f:
         metrics = json.load(f)
@@ -108,24 +192,29 @@ def test_resume_loads_mmengine_checkpoints_safely(trained):
 
 
 @pytest.mark.slow
-def test_fuse_round_trip(trained):
+@pytest.mark.parametrize('run,config,deploy_config', DIGITS_RUNS, ids=['repmobile', 'repvit'])
+def test_fuse_round_trip(request, run, config, deploy_config):
+    trained = request.getfixturevalue(run)
     fused_path = str(trained['tmp'] / 'fused.pth')
-    result = check_tool('tools/reparameterize_model.py', DIGITS, trained['checkpoint'],
+    result = check_tool('tools/reparameterize_model.py', config, trained['checkpoint'],
                         fused_path, *trained['options'])
     assert 'outputs differ by at most' in result.stdout
     state = torch.load(fused_path, weights_only=True)
     assert set(state) == {'state_dict', 'meta'}  # model only, no optimizer
 
     overrides = {'model.head.num_classes': 3}
-    trained_model = build_model(load_config(DIGITS, overrides)).eval()
+    trained_model = build_model(load_config(config, overrides)).eval()
     trained_model.load_state_dict(read_state_dict(trained['checkpoint']), strict=True)
-    deployed = build_model(load_config(DIGITS_DEPLOY, overrides)).eval()
+    deployed = build_model(load_config(deploy_config, overrides)).eval()
     deployed.load_state_dict(state['state_dict'], strict=True)
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
         assert_close_to_max(deployed(x, mode='tensor'), trained_model(x, mode='tensor'), 1e-4)
+    test = check_tool('tools/test.py', deploy_config, fused_path, '--work-dir',
+                      str(trained['tmp'] / 'test_fused'), *trained['options'])
+    assert 'accuracy/top1' in test.stdout + test.stderr
 
-    again = run_tool('tools/reparameterize_model.py', DIGITS, fused_path,
+    again = run_tool('tools/reparameterize_model.py', config, fused_path,
                      str(trained['tmp'] / 'twice.pth'), *trained['options'])
     assert again.returncode != 0 and 'is already fused' in again.stderr
     assert 'Traceback' not in again.stderr
@@ -147,6 +236,88 @@ def test_converter_reproduces_published_logits(reference, tmp_path):
         with torch.no_grad():
             logits = model(arrays[f'input{i}'], mode='tensor')
         assert_close_to_max(logits, arrays[f'output{i}'], 1e-4, f'output{i}')
+
+
+@pytest.mark.parametrize('name', ['repvit_tiny_distill', 'repvit_v1_tiny_distill'])
+@pytest.mark.parametrize('distillation', [True, False])
+def test_converter_reproduces_published_repvit_logits(reference, tmp_path, name, distillation):
+    """Either release, with or without the distillation head (detected from the keys)."""
+    state_dict, arrays = reference(name)
+    if not distillation:  # the same model without its distillation branch
+        state_dict = {k: v for k, v in state_dict.items()
+                      if not k.startswith('classifier.classifier_dist.')}
+    published = str(tmp_path / 'published.pth')
+    torch.save({'model': state_dict}, published)
+    converted = str(tmp_path / 'converted.pth')
+    result = check_tool('tools/model_converters/convert_official.py', published, converted)
+    arch = dict(TINY_REPVIT, first_release='_v1_' in name)
+    assert f"arch={({k: v for k, v in arch.items() if k != '_delete_'})}" in result.stdout
+    cfg = load_config(REPVIT_DISTILL if distillation else REPVIT_DISTILL.replace('-distill', ''),
+                      {'model.backbone.arch': arch, 'model.head.in_channels': 128,
+                       'model.head.num_classes': 10})
+    model = build_model(cfg).eval()
+    model.load_state_dict(read_state_dict(converted), strict=True)
+    for i in range(2):
+        with torch.no_grad():
+            logits = model(arrays[f'input{i}'], mode='tensor')
+        if distillation:
+            assert_close_to_max(logits, arrays[f'output{i}'], 1e-4, f'output{i}')
+        else:  # the fixture's logits average two heads: check against the remaining one
+            with torch.no_grad():
+                pooled = model.extract_feat(arrays[f'input{i}'])[-1]
+                assert torch.equal(logits, model.head.classifier(pooled))
+
+
+@pytest.mark.parametrize('timm_name,config', [
+    ('repvit_m0_9', 'repvit/repvit-m0.9_8xb256-300e-distill_in1k.py'),  # later release
+    ('repvit_m1', 'repvit/repvit-m1_8xb256-300e-distill_in1k.py'),  # first release
+])
+def test_converter_reproduces_timm_repvit_logits(tmp_path, timm_name, config):
+    import timm
+    from repmobile_mm.utils import randomize_batchnorm
+    source = randomize_batchnorm(timm.create_model(timm_name), seed=3).eval()
+    weights = str(tmp_path / 'timm.pth')
+    torch.save(source.state_dict(), weights)
+    converted = str(tmp_path / 'converted.pth')
+    result = check_tool('tools/model_converters/convert_official.py', weights, converted)
+    assert f'test it with classification/configs/{config}' in result.stdout
+    model = build_model(load_config(osp.join(CONFIG_DIR, config),
+                                    {'model.teacher': None})).eval()
+    model.load_state_dict(read_state_dict(converted), strict=True)
+    x = torch.randn(2, 3, 96, 80)
+    with torch.no_grad():
+        assert_close_to_max(model(x, mode='tensor'), source(x), 1e-6)
+
+
+def test_ema_hook_evaluates_and_saves_the_raw_model():
+    """RawEvalEMAHook keeps the average beside the model, as the published recipe does."""
+    from types import SimpleNamespace
+    from repmobile_mm.engine import RawEvalEMAHook
+    model = torch.nn.Linear(3, 2)
+    runner = SimpleNamespace(model=model, iter=0, epoch=0, _resume=True)
+    hook = RawEvalEMAHook(momentum=0.5)
+    hook.before_run(runner)
+    hook.after_train_iter(runner, batch_idx=0)  # mmengine's first update copies the model
+    raw = copy.deepcopy(model.state_dict())
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    runner.iter = 1
+    hook.after_train_iter(runner, batch_idx=1)
+    trained = copy.deepcopy(model.state_dict())
+    averaged = hook.ema_model.module.state_dict()
+    torch.testing.assert_close(averaged['weight'], raw['weight'] + 0.5)
+    hook.before_val_epoch(runner)
+    assert torch.equal(model.weight, trained['weight'])  # evaluation sees the raw model
+    hook.after_val_epoch(runner)
+    checkpoint = {'state_dict': copy.deepcopy(model.state_dict())}
+    hook.before_save_checkpoint(runner, checkpoint)
+    assert torch.equal(checkpoint['state_dict']['weight'], trained['weight'])
+    assert torch.equal(checkpoint['ema_state_dict']['module.weight'], averaged['weight'])
+    # resuming restores the average from ema_state_dict
+    resumed = RawEvalEMAHook(momentum=0.5)
+    resumed.before_run(SimpleNamespace(model=torch.nn.Linear(3, 2)))
+    resumed.after_load_checkpoint(runner, checkpoint)
+    assert torch.equal(resumed.ema_model.module.weight, averaged['weight'])
 
 
 def test_hard_distillation_loss_formula(tmp_path):

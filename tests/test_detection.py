@@ -16,31 +16,64 @@ from tests.helpers import ROOT, check_tool
 
 CONFIG_DIR = osp.join(ROOT, 'detection/configs')
 SHAPES = osp.join(CONFIG_DIR, 'repmobile/mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py')
+REPVIT_SHAPES = osp.join(CONFIG_DIR, 'repvit/mask-rcnn_repvit-m0.9_fpn_1xb8-900i_shapes.py')
+FAMILY_CONFIGS = sorted(p for family in ('repmobile', 'repvit')
+                        for p in glob.glob(osp.join(CONFIG_DIR, family, '**/*.py'),
+                                           recursive=True))
+# shared/specs/repvit.md: the published Mask R-CNN taps, indices into `features`
+REPVIT_TAPS = {'m1.1': (2, 6, 20, 24), 'm1.5': (4, 10, 36, 42), 'm2.3': (6, 14, 50, 54)}
 
 
-@pytest.mark.parametrize('path', sorted(glob.glob(osp.join(CONFIG_DIR, 'repmobile/**/*.py'),
-                                                  recursive=True)),
-                         ids=lambda p: osp.relpath(p, CONFIG_DIR))
+@pytest.mark.parametrize('path', FAMILY_CONFIGS, ids=lambda p: osp.relpath(p, CONFIG_DIR))
 def test_every_config_loads_and_builds(path):
     cfg = load_config(path)
     assert cfg.default_scope == 'mmdet'
     model = build_model(cfg)
     assert model.backbone.deploy == ('/deploy/' in path)
-    assert model.neck.in_channels == list(model.backbone.dims)
+    assert model.neck.in_channels == model.backbone.out_channels
     if 'coco.py' in path:
         assert cfg.optim_wrapper.optimizer.type == 'AdamW'
         assert cfg.optim_wrapper.optimizer.lr == 2e-4
-        assert cfg.model.neck.norm_cfg.type == 'SyncBN'
+        assert cfg.optim_wrapper.get('clip_grad') is None
+        if '/repmobile/' in path:
+            assert cfg.model.neck.norm_cfg.type == 'SyncBN'
         init = cfg.model.backbone.init_cfg
         if '/deploy/' in path:
             assert init is None
         else:
             assert init.type == 'Pretrained' and init.prefix == 'backbone.'
+    if '/deploy/' in path:  # a fused training model loads strictly into its deploy twin
+        training_path = path.replace('/deploy/', '/').replace('-deploy_', '_')
+        training = build_model(load_config(training_path)).eval()
+        model.load_state_dict(reparameterize_model(training).state_dict(), strict=True)
 
 
-@pytest.fixture(scope='module')
-def shapes(tmp_path_factory):
-    """A tiny generated shapes set and two training iterations on it."""
+@pytest.mark.parametrize('variant', sorted(REPVIT_TAPS))
+def test_repvit_coco_configs_follow_the_published_recipe(variant):
+    """Taps, BatchNorm behaviour, optimizer and schedule of shared/specs/repvit.md."""
+    cfg = load_config(osp.join(CONFIG_DIR, f'repvit/mask-rcnn_repvit-{variant}_fpn_1x_coco.py'))
+    backbone = build_model(cfg).backbone
+    assert backbone.out_feature_indices == REPVIT_TAPS[variant]
+    # the taps lie in stages 0-3: strides 4 to 32, the second-to-last block of stages 0-2
+    assert [backbone.stage_of(i) for i in REPVIT_TAPS[variant]] == [0, 1, 2, 3]
+    assert list(REPVIT_TAPS[variant]) == [e - 1 for e in backbone.stage_ends[:3]] + \
+        [backbone.stage_ends[3]]
+    outs = backbone.eval()(torch.randn(1, 3, 64, 96))
+    assert [o.shape[-2:] for o in outs] == [(16, 24), (8, 12), (4, 6), (2, 3)]
+    assert backbone.norm_eval and backbone.frozen_stages == -1
+    assert backbone.norm_cfg['type'] == 'SyncBN'
+    optim = cfg.optim_wrapper.optimizer
+    assert (optim.type, optim.lr, optim.weight_decay) == ('AdamW', 2e-4, 0.05)
+    warmup, steps = cfg.param_scheduler
+    assert (warmup.type, warmup.start_factor, warmup.end, warmup.by_epoch) == \
+        ('LinearLR', 1e-6, 500, False)
+    assert (steps.type, steps.milestones) == ('MultiStepLR', [8, 11])
+    assert cfg.train_cfg.max_epochs == 12 and cfg.train_dataloader.batch_size == 2
+    assert ('450e' in backbone.init_cfg['checkpoint']) == (variant == 'm2.3')
+
+
+def train_shapes(tmp_path_factory, config):
+    """A tiny generated shapes set and two training iterations of ``config`` on it."""
     from tools.dataset_converters.make_shapes import make_shapes
     tmp = tmp_path_factory.mktemp('det')
     data = str(tmp / 'shapes') + '/'
@@ -52,16 +85,29 @@ def shapes(tmp_path_factory):
                f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
                'train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2']
     work_dir = str(tmp / 'work')
-    check_tool('tools/train.py', SHAPES, '--work-dir', work_dir, *options)
+    check_tool('tools/train.py', config, '--work-dir', work_dir, *options)
     assert osp.isfile(osp.join(work_dir, 'iter_2.pth')), 'training did not reach iteration 2'
     return dict(tmp=tmp, data=data, options=options,
                 checkpoint=osp.join(work_dir, 'iter_2.pth'))
 
 
+@pytest.fixture(scope='module')
+def shapes(tmp_path_factory):
+    return train_shapes(tmp_path_factory, SHAPES)
+
+
+@pytest.fixture(scope='module')
+def shapes_repvit(tmp_path_factory):
+    return train_shapes(tmp_path_factory, REPVIT_SHAPES)
+
+
 @pytest.mark.slow
-def test_train_then_test(shapes):
+@pytest.mark.parametrize('run,config', [('shapes', SHAPES), ('shapes_repvit', REPVIT_SHAPES)],
+                         ids=['repmobile', 'repvit'])
+def test_train_then_test(request, run, config):
+    shapes = request.getfixturevalue(run)
     out = str(shapes['tmp'] / 'metrics.json')
-    result = check_tool('tools/test.py', SHAPES, shapes['checkpoint'], '--work-dir',
+    result = check_tool('tools/test.py', config, shapes['checkpoint'], '--work-dir',
                         str(shapes['tmp'] / 'test'), '--out', out, *shapes['options'])
     assert 'coco/bbox_mAP' in result.stdout + result.stderr
 
@@ -92,13 +138,18 @@ def test_fused_detector_predicts_the_same(shapes):
 
 
 @pytest.mark.slow
-def test_fuse_tool_round_trip_for_detectors(shapes):
+@pytest.mark.parametrize('run,config', [('shapes', SHAPES), ('shapes_repvit', REPVIT_SHAPES)],
+                         ids=['repmobile', 'repvit'])
+def test_fuse_tool_round_trip_for_detectors(request, run, config):
+    shapes = request.getfixturevalue(run)
     fused_path = str(shapes['tmp'] / 'fused.pth')
-    result = check_tool('tools/reparameterize_model.py', SHAPES, shapes['checkpoint'],
+    result = check_tool('tools/reparameterize_model.py', config, shapes['checkpoint'],
                         fused_path, *shapes['options'])
     assert 'outputs differ by at most' in result.stdout
-    deploy_cfg = load_config(SHAPES, {'model.backbone.deploy': True})
-    build_model(deploy_cfg).load_state_dict(read_state_dict(fused_path), strict=True)
+    deploy_config = config.replace('/repmobile/', '/repmobile/deploy/').replace(
+        '/repvit/', '/repvit/deploy/').replace('_fpn_', '-deploy_fpn_')
+    build_model(load_config(deploy_config)).load_state_dict(read_state_dict(fused_path),
+                                                             strict=True)
 
 
 def test_frozen_stages_and_norm_eval_through_a_training_step(shapes):

@@ -16,17 +16,28 @@ from tests.helpers import ROOT, assert_close_to_max, check_tool
 
 CONFIG_DIR = osp.join(ROOT, 'segmentation/configs')
 SCENES = osp.join(CONFIG_DIR, 'repmobile/fpn_repmobile-s_1xb8-1000i_scenes-128x128.py')
+REPVIT_SCENES = osp.join(CONFIG_DIR, 'repvit/fpn_repvit-m0.9_1xb8-1000i_scenes-128x128.py')
+FAMILY_CONFIGS = sorted(p for family in ('repmobile', 'repvit')
+                        for p in glob.glob(osp.join(CONFIG_DIR, family, '**/*.py'),
+                                           recursive=True))
 
 
-@pytest.mark.parametrize('path', sorted(glob.glob(osp.join(CONFIG_DIR, 'repmobile/**/*.py'),
-                                                  recursive=True)),
-                         ids=lambda p: osp.relpath(p, CONFIG_DIR))
+@pytest.mark.parametrize('path', FAMILY_CONFIGS, ids=lambda p: osp.relpath(p, CONFIG_DIR))
 def test_every_config_loads_and_builds(path):
     cfg = load_config(path)
     assert cfg.default_scope == 'mmseg'
     model = build_model(cfg)
     assert model.backbone.deploy == ('/deploy/' in path)
-    assert model.neck.in_channels == list(model.backbone.dims)
+    assert model.neck.in_channels == model.backbone.out_channels
+    if '/deploy/' in path:  # a fused training model loads strictly into its deploy twin
+        training_path = path.replace('/deploy/', '/').replace('-deploy_', '_')
+        training = build_model(load_config(training_path)).eval()
+        model.load_state_dict(reparameterize_model(training).state_dict(), strict=True)
+    if '/repvit/' in path and 'ade20k' in path:  # shared/specs/repvit.md
+        assert model.backbone.out_feature_indices == tuple(model.backbone.stage_ends)
+        assert cfg.optim_wrapper.get('clip_grad') is None
+        assert cfg.param_scheduler[0].begin == 0 and len(cfg.param_scheduler) == 1
+        assert cfg.train_dataloader.batch_size == 4 and cfg.train_cfg.val_interval == 4000
     assert any(t.type == 'ResizeToMultiple' for t in cfg.test_dataloader.dataset.pipeline)
     if 'ade20k' in path:
         assert model.decode_head.num_classes == 150
@@ -36,9 +47,8 @@ def test_every_config_loads_and_builds(path):
         assert cfg.train_cfg.max_iters == 40000
 
 
-@pytest.fixture(scope='module')
-def scenes(tmp_path_factory):
-    """A tiny generated scene set and two training iterations on it."""
+def train_scenes(tmp_path_factory, config):
+    """A tiny generated scene set and two training iterations of ``config`` on it."""
     from tools.dataset_converters.make_scenes import make_scenes
     tmp = tmp_path_factory.mktemp('seg')
     data = str(tmp / 'scenes')
@@ -48,24 +58,38 @@ def scenes(tmp_path_factory):
                f'test_dataloader.dataset.data_root={data}',
                'train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2']
     work_dir = str(tmp / 'work')
-    check_tool('tools/train.py', SCENES, '--work-dir', work_dir, *options)
+    check_tool('tools/train.py', config, '--work-dir', work_dir, *options)
     assert osp.isfile(osp.join(work_dir, 'iter_2.pth')), 'training did not reach iteration 2'
     return dict(tmp=tmp, options=options, checkpoint=osp.join(work_dir, 'iter_2.pth'))
 
 
+@pytest.fixture(scope='module')
+def scenes(tmp_path_factory):
+    return train_scenes(tmp_path_factory, SCENES)
+
+
+@pytest.fixture(scope='module')
+def scenes_repvit(tmp_path_factory):
+    return train_scenes(tmp_path_factory, REPVIT_SCENES)
+
+
 @pytest.mark.slow
-def test_train_then_test(scenes):
+@pytest.mark.parametrize('run,config', [('scenes', SCENES), ('scenes_repvit', REPVIT_SCENES)],
+                         ids=['repmobile', 'repvit'])
+def test_train_then_test(request, run, config):
+    scenes = request.getfixturevalue(run)
     out = str(scenes['tmp'] / 'metrics.json')
-    check_tool('tools/test.py', SCENES, scenes['checkpoint'], '--work-dir',
+    check_tool('tools/test.py', config, scenes['checkpoint'], '--work-dir',
                str(scenes['tmp'] / 'test'), '--out', out, *scenes['options'])
     with open(out) as f:
         assert 0 <= json.load(f)['mIoU'] <= 100
 
 
+@pytest.mark.parametrize('config', [SCENES, REPVIT_SCENES], ids=['repmobile', 'repvit'])
 @pytest.mark.parametrize('size', [(64, 64), (45, 37)])
-def test_fused_segmentor_logits_are_exact(size):
+def test_fused_segmentor_logits_are_exact(size, config):
     """float64, randomized BN, an input whose sides are not multiples of 32 as well."""
-    model = build_model(load_config(SCENES))
+    model = build_model(load_config(config))
     randomize_batchnorm(model, seed=11)
     model = model.double().eval()
     fused = reparameterize_model(copy.deepcopy(model)).eval()

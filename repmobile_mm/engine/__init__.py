@@ -1,5 +1,7 @@
 """mmengine parts used by the configs and tools (need mmengine and timm, not the mm libraries)."""
 from .checkpoint import allow_mmengine_checkpoint_globals
+from .hooks import RawEvalEMAHook
 from .optim_wrappers import AGCAmpOptimWrapper, AGCOptimWrapper
 
-__all__ = ['AGCAmpOptimWrapper', 'AGCOptimWrapper', 'allow_mmengine_checkpoint_globals']
+__all__ = ['AGCAmpOptimWrapper', 'AGCOptimWrapper', 'RawEvalEMAHook',
+           'allow_mmengine_checkpoint_globals']

@@ -1,6 +1,7 @@
-"""mmdet registration of the backbone."""
+"""mmdet registration of the backbones."""
 from mmdet.registry import MODELS
 
-from ..models import RepMobile
+from ..models import RepMobile, RepViT
 
 MODELS.register_module(module=RepMobile)
+MODELS.register_module(module=RepViT)

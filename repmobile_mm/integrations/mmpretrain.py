@@ -9,20 +9,22 @@ from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 
-from ..models import RepMobile, RepMobileClassifier, RepMobileNeck
+from ..models import (BNLinearClassifier, RepMobile, RepMobileClassifier, RepMobileNeck,
+                      RepViT)
 
 MODELS.register_module(module=RepMobile)
+MODELS.register_module(module=RepViT)
 MODELS.register_module(module=RepMobileNeck)
 
 
-@MODELS.register_module()
-class RepMobileClsHead(RepMobileClassifier, ClsHead):
-    """The published RepMobile classifier (MLP, optional distillation MLP) as a ClsHead.
+class DistillationHeadMixin:
+    """Makes a family's classifier (a ``DistillationClassifier``) an mmpretrain ClsHead:
+    ``class Head(DistillationHeadMixin, TheClassifier, ClsHead)``, in that order, so
+    that ``ClsHead``'s initialisation chain ends in ``BaseModule``.
 
-    Keys: ``classifier.*`` and ``classifier_dist.*`` as published. With
-    ``distillation=True`` the training loss is ``(1 - alpha) * loss(cls, gt) +
+    With ``distillation=True`` the training loss is ``(1 - alpha) * loss(cls, gt) +
     alpha * cross_entropy(dist, teacher)``, the teacher labels coming from each data
-    sample's ``teacher_label`` (set by the distillation classifier); samples
+    sample's ``teacher_label`` (set by ``DistillationImageClassifier``); samples
     without one fall back to the ground truth. Evaluation uses the mean logits.
     """
 
@@ -31,20 +33,15 @@ class RepMobileClsHead(RepMobileClassifier, ClsHead):
                  in_channels: int,
                  distillation: bool = False,
                  distill_alpha: float = 0.5,
-                 dropout: float = 0.2,
                  deploy: bool = False,
                  loss: dict = dict(type='CrossEntropyLoss', loss_weight=1.0),
                  topk: Union[int, Tuple[int]] = (1, ),
                  cal_acc: bool = False,
-                 init_cfg: Optional[Union[dict, list]] = None):
-        if init_cfg is None:
-            init_cfg = [
-                dict(type='Normal', layer='Linear', std=0.001, bias=0),
-                dict(type='Constant', layer=['_BatchNorm'], val=1, bias=0),
-            ]
+                 init_cfg: Optional[Union[dict, list]] = None,
+                 **classifier_kwargs):
         ClsHead.__init__(self, loss=loss, topk=topk, cal_acc=cal_acc, init_cfg=init_cfg)
         self.distill_alpha = distill_alpha
-        self.init_classifier(in_channels, num_classes, distillation, dropout, deploy)
+        self.init_classifier(in_channels, num_classes, distillation, deploy, **classifier_kwargs)
 
     def forward(self, feats: Tuple[torch.Tensor]):
         return self.classify(self.pre_logits(feats))
@@ -62,6 +59,29 @@ class RepMobileClsHead(RepMobileClassifier, ClsHead):
         loss_dist = F.cross_entropy(dist_score, teacher)
         losses['loss'] = (1 - self.distill_alpha) * losses['loss'] + self.distill_alpha * loss_dist
         return losses
+
+
+@MODELS.register_module()
+class RepMobileClsHead(DistillationHeadMixin, RepMobileClassifier, ClsHead):
+    """The published RepMobile classifier (MLP, optional distillation MLP); keys
+    ``classifier.*`` and ``classifier_dist.*`` as published."""
+
+    def __init__(self, num_classes: int, in_channels: int, dropout: float = 0.2,
+                 init_cfg: Optional[Union[dict, list]] = None, **kwargs):
+        if init_cfg is None:
+            init_cfg = [
+                dict(type='Normal', layer='Linear', std=0.001, bias=0),
+                dict(type='Constant', layer=['_BatchNorm'], val=1, bias=0),
+            ]
+        super().__init__(num_classes, in_channels, init_cfg=init_cfg, dropout=dropout, **kwargs)
+
+
+@MODELS.register_module()
+class BNLinearClsHead(DistillationHeadMixin, BNLinearClassifier, ClsHead):
+    """The RepViT / RepNeXt classifier on pooled features (mmpretrain's
+    ``GlobalAveragePooling`` neck): BatchNorm1d + Linear, optional distillation
+    branch; keys ``classifier.bn``, ``classifier.l`` and ``classifier_dist.*`` as
+    published. Fuses into one Linear."""
 
 
 @MODELS.register_module()

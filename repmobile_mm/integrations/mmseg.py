@@ -1,6 +1,7 @@
-"""mmseg registration of the backbone."""
+"""mmseg registration of the backbones."""
 from mmseg.registry import MODELS
 
-from ..models import RepMobile
+from ..models import RepMobile, RepViT
 
 MODELS.register_module(module=RepMobile)
+MODELS.register_module(module=RepViT)

@@ -1,49 +1,65 @@
-"""timm registrations: ``repmobile_s``, ``repmobile_m``, ``repmobile_l``.
+"""timm registrations: ``repmobile_s/m/l`` and ``mm_repvit_*`` (every RepViT variant).
 
-``timm.create_model('repmobile_s', features_only=True)`` returns the four stage
-outputs (strides 4 to 32) with ``feature_info``; no pretrained weights are hosted.
+timm ships its own ``repvit_*`` (other key names), hence the ``mm_`` prefix for
+ours, which take the published checkpoints' keys. ``features_only=True`` returns
+the four stage outputs (strides 4 to 32) with ``feature_info``; no pretrained
+weights are hosted.
 """
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
-from ..models import RepMobileNet
+from ..models import RepMobileNet, RepViTNet
+from ..models.backbones.repvit import FIRST_RELEASE_ARCHS, LATER_RELEASE_ARCHS
+
+REPMOBILE_ARCHS = ('s', 'm', 'l')
 
 
-def _cfg(**kwargs):
+def _cfg(first_conv, classifier, crop_pct):
     return dict(
         url='', num_classes=1000, input_size=(3, 224, 224), pool_size=(7, 7),
-        crop_pct=0.875, interpolation='bicubic', mean=IMAGENET_DEFAULT_MEAN,
-        std=IMAGENET_DEFAULT_STD, first_conv='stem.0', classifier='classifier', **kwargs)
+        crop_pct=crop_pct, interpolation='bicubic', mean=IMAGENET_DEFAULT_MEAN,
+        std=IMAGENET_DEFAULT_STD, first_conv=first_conv, classifier=classifier)
 
 
-default_cfgs = generate_default_cfgs({name: _cfg() for name in
-                                      ('repmobile_s', 'repmobile_m', 'repmobile_l')})
+default_cfgs = generate_default_cfgs({
+    **{f'repmobile_{a}': _cfg('stem.0', 'classifier', 0.875) for a in REPMOBILE_ARCHS},
+    **{f'mm_repvit_{a}': _cfg('features.0.0.c', 'classifier', 0.875)
+       for a in LATER_RELEASE_ARCHS + FIRST_RELEASE_ARCHS},
+})
 
 
-def _create(variant: str, pretrained: bool = False, **kwargs):
+def _create(model_cls, variant: str, arch: str, pretrained: bool, flatten_sequential: bool,
+            **kwargs):
     if pretrained:
         raise ValueError(f'no pretrained weights are published for timm\'s {variant}; load a '
                          'checkpoint with load_state_dict (published keys load strictly)')
     out_indices = kwargs.pop('out_indices', (0, 1, 2, 3))
     return build_model_with_cfg(
-        RepMobileNet, variant, pretrained,
-        feature_cfg=dict(flatten_sequential=False, out_indices=out_indices),
-        arch=variant.split('_')[-1], **kwargs)
+        model_cls, variant, pretrained,
+        feature_cfg=dict(flatten_sequential=flatten_sequential, out_indices=out_indices),
+        arch=arch, **kwargs)
 
 
-@register_model
-def repmobile_s(pretrained: bool = False, **kwargs):
-    """RepMobile-S (5.72M parameters, 0.43G MACs at 224)."""
-    return _create('repmobile_s', pretrained, **kwargs)
+def _repmobile(arch):
+    def create(pretrained: bool = False, **kwargs):
+        return _create(RepMobileNet, f'repmobile_{arch}', arch, pretrained, False, **kwargs)
+    create.__name__ = f'repmobile_{arch}'
+    create.__doc__ = f'RepMobile-{arch.upper()} with the published head.'
+    return create
 
 
-@register_model
-def repmobile_m(pretrained: bool = False, **kwargs):
-    """RepMobile-M (8.21M parameters, 0.71G MACs at 224)."""
-    return _create('repmobile_m', pretrained, **kwargs)
+def _repvit(arch):
+    def create(pretrained: bool = False, **kwargs):
+        # stage ends are entries of the ``features`` Sequential: flattened to be found
+        return _create(RepViTNet, f'mm_repvit_{arch}', arch, pretrained, True, **kwargs)
+    release = 'first' if arch in FIRST_RELEASE_ARCHS else 'later'
+    create.__name__ = f'mm_repvit_{arch}'
+    create.__doc__ = (f'RepViT-{arch.upper().replace("_", ".")} ({release} release) under '
+                      'the published keys.')
+    return create
 
 
-@register_model
-def repmobile_l(pretrained: bool = False, **kwargs):
-    """RepMobile-L (18.36M parameters, 1.40G MACs at 224)."""
-    return _create('repmobile_l', pretrained, **kwargs)
+for _arch in REPMOBILE_ARCHS:
+    register_model(_repmobile(_arch))
+for _arch in LATER_RELEASE_ARCHS + FIRST_RELEASE_ARCHS:
+    register_model(_repvit(_arch))

@@ -1,10 +1,10 @@
-"""Plain PyTorch models (need only torch and mmengine)."""
-from .backbones import RepMobile, RepMobileBlock
-from .heads import RepMobileClassifier, RepMobileNeck
-from .repmobile_net import RepMobileNet
+"""Plain PyTorch models (need torch, mmengine and timm's layers, no mm task library)."""
+from .backbones import RepMobile, RepMobileBlock, RepViT, RepViTBlock, RepVGGDW
+from .heads import BNLinearClassifier, RepMobileClassifier, RepMobileNeck
+from .nets import RepMobileNet, RepViTNet
 from .utils import reparameterize_model
 
 __all__ = [
-    'RepMobile', 'RepMobileBlock', 'RepMobileClassifier', 'RepMobileNeck', 'RepMobileNet',
-    'reparameterize_model'
+    'BNLinearClassifier', 'RepMobile', 'RepMobileBlock', 'RepMobileClassifier', 'RepMobileNeck',
+    'RepMobileNet', 'RepVGGDW', 'RepViT', 'RepViTBlock', 'RepViTNet', 'reparameterize_model'
 ]

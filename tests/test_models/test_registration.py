@@ -6,32 +6,37 @@ import pytest
 import torch
 
 import repmobile_mm  # noqa: F401  (registers everything)
-from repmobile_mm.models import RepMobile, reparameterize_model
+from repmobile_mm.models import RepMobile, RepViT, reparameterize_model
 from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import assert_close_to_max
 
 TINY = dict(dims=(16, 32, 64, 128), blocks=(1, 2, 2, 1))
+TINY_REPVIT = dict(dims=(16, 32, 64, 128), se=('10', '01', '010', '01'))
 
 
-def test_models_import_needs_only_torch_and_mmengine():
-    """`import repmobile_mm.models` works with the mm task libraries (and timm) unavailable."""
+def test_models_import_needs_no_mm_task_library():
+    """`import repmobile_mm.models` works with mmcv, mmdet, mmseg and mmpretrain unavailable
+    (torch, mmengine and timm, whose SqueezeExcite RepViT uses, are requirements)."""
     code = (
         'import sys\n'
-        "for name in ('mmcv', 'mmdet', 'mmseg', 'mmpretrain', 'timm'):\n"
+        "for name in ('mmcv', 'mmdet', 'mmseg', 'mmpretrain'):\n"
         '    sys.modules[name] = None  # as if not installed\n'
         'import torch\n'
-        'from repmobile_mm.models import RepMobile\n'
-        "print(len(RepMobile('S', deploy=True)(torch.zeros(1, 3, 64, 64))))\n")
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+        'from repmobile_mm.models import RepMobile, RepViT\n'
+        "print(len(RepMobile('S', deploy=True)(torch.zeros(1, 3, 64, 64))),\n"
+        "      len(RepViT('m0_9', deploy=True)(torch.zeros(1, 3, 64, 64))))\n")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == '4'
+    assert out.stdout.strip() == '4 4'
 
 
 @pytest.mark.parametrize('scope', ['mmpretrain', 'mmdet', 'mmseg'])
-def test_backbone_is_registered_in_each_library(scope):
+@pytest.mark.parametrize('family,cls', [('RepMobile', RepMobile), ('RepViT', RepViT)])
+def test_backbones_are_registered_in_each_library(scope, family, cls):
     registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
-    backbone = registry.build(dict(type='RepMobile', arch='s', out_indices=(2, 3)))
-    assert isinstance(backbone, RepMobile) and backbone.out_indices == (2, 3)
+    backbone = registry.build(dict(type=family, out_indices=(2, 3)))
+    assert isinstance(backbone, cls) and backbone.out_indices == (2, 3)
 
 
 def test_timm_models_and_features_only():
@@ -46,23 +51,33 @@ def test_timm_models_and_features_only():
     assert {'repmobile_s', 'repmobile_m', 'repmobile_l'} <= set(timm.list_models('repmobile*'))
 
 
-def build_classifier(distillation=False, deploy=False):
+def build_classifier(family, distillation=False, deploy=False):
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
     init_default_scope('mmpretrain')  # other tests may have left mmdet's or mmseg's
-    return MODELS.build(
-        dict(type='ImageClassifier',
-             backbone=dict(type='RepMobile', arch=TINY, out_indices=(3, ), deploy=deploy),
-             neck=dict(type='RepMobileNeck', in_channels=128, deploy=deploy),
-             head=dict(type='RepMobileClsHead', num_classes=5, in_channels=1024,
-                       distillation=distillation, deploy=deploy,
-                       loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1))))
+    if family == 'RepMobile':
+        parts = dict(
+            backbone=dict(type='RepMobile', arch=TINY, out_indices=(3, ), deploy=deploy),
+            neck=dict(type='RepMobileNeck', in_channels=128, deploy=deploy),
+            head=dict(type='RepMobileClsHead', in_channels=1024))
+    else:
+        parts = dict(
+            backbone=dict(type='RepViT', arch=TINY_REPVIT, out_indices=(3, ), deploy=deploy),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='BNLinearClsHead', in_channels=128))
+    parts['head'].update(num_classes=5, distillation=distillation, deploy=deploy,
+                         loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1))
+    return MODELS.build(dict(type='ImageClassifier', **parts))
 
 
+FAMILIES = ['RepMobile', 'RepViT']
+
+
+@pytest.mark.parametrize('family', FAMILIES)
 @pytest.mark.parametrize('distillation', [False, True])
-def test_mmpretrain_classifier_trains_and_fuses_exactly(distillation):
+def test_mmpretrain_classifier_trains_and_fuses_exactly(family, distillation):
     from mmpretrain.structures import DataSample
-    model = build_classifier(distillation)
+    model = build_classifier(family, distillation)
     model.init_weights()
     samples = [DataSample().set_gt_label(i) for i in (0, 3)]
     losses = model(torch.randn(2, 3, 64, 64), samples, mode='loss')
@@ -74,7 +89,7 @@ def test_mmpretrain_classifier_trains_and_fuses_exactly(distillation):
     x = torch.randn(3, 3, 57, 43, dtype=torch.float64)
     with torch.no_grad():
         assert_close_to_max(fused(x, mode='tensor'), model(x, mode='tensor'), 1e-8)
-    deployed = build_classifier(distillation, deploy=True).double().eval()
+    deployed = build_classifier(family, distillation, deploy=True).double().eval()
     deployed.load_state_dict(fused.state_dict(), strict=True)
     with torch.no_grad():
         assert torch.equal(deployed(x, mode='tensor'), fused(x, mode='tensor'))
@@ -82,11 +97,13 @@ def test_mmpretrain_classifier_trains_and_fuses_exactly(distillation):
     assert len(preds) == 3 and preds[0].pred_score.shape == (5, )
 
 
-def test_distillation_loss_uses_teacher_labels():
+@pytest.mark.parametrize('family', FAMILIES)
+def test_distillation_loss_uses_teacher_labels(family):
+    """One distillation loss for every family's head."""
     from mmpretrain.structures import DataSample
-    model = build_classifier(distillation=True).train()
+    model = build_classifier(family, distillation=True).train()
     head = model.head
-    feats = (torch.randn(2, 1024), )
+    feats = (torch.randn(2, head.in_channels), )
     with_teacher = [DataSample().set_gt_label(i) for i in (0, 1)]
     for sample, teacher in zip(with_teacher, (4, 2)):
         sample.set_field(torch.tensor([teacher]), 'teacher_label')

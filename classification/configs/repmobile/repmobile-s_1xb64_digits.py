@@ -2,51 +2,6 @@
 # a real-data run that trains on 2 CPU cores in a few minutes.
 _base_ = [
     '../../../configs/_base_/models/repmobile-s_in1k.py',
-    'mmpretrain::_base_/default_runtime.py',
+    '../_base_/digits_1xb64.py',
 ]
 model = dict(head=dict(num_classes=10, topk=(1, ), dropout=0.1))
-data_preprocessor = dict(
-    num_classes=10, mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5], to_rgb=True)
-
-data_root = 'data/digits'
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomCrop', crop_size=32, padding=2),  # +-2 pixel shifts
-    dict(type='PackInputs'),
-]
-test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
-train_dataloader = dict(
-    batch_size=64,
-    num_workers=1,
-    drop_last=True,  # the gate's BatchNorm sees one value per channel per image
-    dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='train',
-                 pipeline=train_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=True))
-val_dataloader = dict(
-    batch_size=120,
-    num_workers=1,
-    dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='val',
-                 pipeline=test_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='Accuracy', topk=(1, ))
-test_evaluator = val_evaluator
-
-max_epochs = 12
-optim_wrapper = dict(
-    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
-    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.05, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=max_epochs - 1, eta_min=1e-5, by_epoch=True,
-         begin=1, end=max_epochs, convert_to_iter_based=True),
-]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=max_epochs)
-val_cfg = dict()
-test_cfg = dict()
-
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1))
-randomness = dict(seed=0)

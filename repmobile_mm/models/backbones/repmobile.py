@@ -3,20 +3,17 @@
 Parameter names follow the published checkpoints (``stem.*``, ``layer0.*`` ..
 ``layer3.*``), so published weights load with ``strict=True``.
 """
-import copy
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
-from mmengine.model import BaseModule
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..utils.fuse import (bn_scale_shift, conv_params64, copy_params, fuse_bn_conv1x1,
                           fuse_conv_bn_in_sequential, guard_checkpoint_form)
 from ..utils.gated_activation import gated_shift
 from ..utils.norm import build_norm2d
+from .base import RepBackbone
 
 # Above this |BN shift / BN scale| the pad shift would cost a float32 deploy block
 # more than ~1e-4 absolute on its identity path; such blocks normalize explicitly.
@@ -186,28 +183,22 @@ class RepMobileBlock(nn.Module):
             self.use_pad_shift = not bool(self.explicit_norm)
 
 
-class RepMobile(BaseModule):
+class RepMobile(RepBackbone):
     """RepMobile backbone.
 
     Args:
         arch (str | dict): 'S', 'M', 'L' (any case), or a dict with ``dims`` (four
             stage widths, each twice the previous) and ``blocks`` (four depths).
-        out_indices (Sequence[int] | int): stages whose outputs are returned
-            (strides 4, 8, 16, 32). Negative indices count from the last stage.
-        frozen_stages (int): -1 freezes nothing, 0 the stem, k the stem and
-            ``layer0`` .. ``layer{k-1}`` (parameters fixed, BN in eval mode).
-        norm_eval (bool): keep every BatchNorm in eval mode while training.
-        norm_cfg (dict): BatchNorm config, ``type`` one of 'BN', 'SyncBN'.
-        with_cp (bool): activation checkpointing of each block in training.
-        deploy (bool): build the fused inference form directly.
-        in_channels (int): channels of the input images.
+        out_indices, frozen_stages, norm_eval, norm_cfg, with_cp, deploy,
+        in_channels: as in :class:`.RepBackbone` (the stem is ``stem``, the
+            stages ``layer0`` .. ``layer3``).
     """
+    family = 'RepMobile'
     arch_settings: Dict[str, dict] = {
         's': dict(dims=(64, 128, 256, 512), blocks=(3, 6, 12, 3)),
         'm': dict(dims=(80, 160, 320, 640), blocks=(3, 6, 15, 3)),
         'l': dict(dims=(96, 192, 384, 768), blocks=(4, 8, 20, 8)),
     }
-    num_stages = 4
 
     def __init__(self,
                  arch: Union[str, dict] = 'S',
@@ -224,20 +215,11 @@ class RepMobile(BaseModule):
                 dict(type='Kaiming', layer='Conv2d', mode='fan_out', bias=0),
                 dict(type='Constant', layer=['_BatchNorm'], val=1, bias=0),
             ]
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(out_indices, frozen_stages, norm_eval, norm_cfg, with_cp, deploy,
+                         in_channels, init_cfg)
         self.arch = self.parse_arch(arch)
         self.dims = tuple(self.arch['dims'])
         self.blocks = tuple(self.arch['blocks'])
-        self.out_indices = self.parse_out_indices(out_indices)
-        if not (isinstance(frozen_stages, int) and -1 <= frozen_stages <= self.num_stages):
-            raise ValueError(f'frozen_stages must be an int from -1 (nothing) to '
-                             f'{self.num_stages} (stem and all stages); got {frozen_stages!r}')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.norm_cfg = copy.deepcopy(norm_cfg) if norm_cfg else dict(type='BN')
-        self.with_cp = with_cp
-        self.deploy = deploy
-        self.in_channels = in_channels
 
         stem_channels = self.dims[0] // 2
         if deploy:
@@ -254,7 +236,7 @@ class RepMobile(BaseModule):
             blocks += [RepMobileBlock(dim, dim, 1, self.norm_cfg, deploy) for _ in range(depth - 1)]
             self.add_module(f'layer{i}', nn.Sequential(*blocks))
             prev = dim
-        guard_checkpoint_form(self, 'stem.1', 'RepMobile backbone')
+        guard_checkpoint_form(self, 'RepMobile backbone', 'stem.1.running_mean', 'stem.0.bias')
         self._freeze_stages()
 
     @classmethod
@@ -279,61 +261,22 @@ class RepMobile(BaseModule):
             raise ValueError(f'every stage needs at least one block; got blocks={blocks}')
         return dict(dims=dims, blocks=blocks)
 
-    @classmethod
-    def parse_out_indices(cls, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
-        if isinstance(out_indices, int):
-            out_indices = (out_indices, )
-        parsed = []
-        for index in out_indices:
-            if not isinstance(index, int) or not -cls.num_stages <= index < cls.num_stages:
-                raise ValueError(f'out_indices must be stage indices in 0..{cls.num_stages - 1} '
-                                 f'(or -{cls.num_stages}..-1); got {tuple(out_indices)}')
-            parsed.append(index % cls.num_stages)
-        return tuple(parsed)
-
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'RepMobile expects images of shape (N, {self.in_channels}, H, W); '
-                             f'got an input of shape {tuple(x.shape)}')
+        self.check_input(x)
         x = self.stem(x)
         outs = []
         for i in range(self.num_stages):
             for block in getattr(self, f'layer{i}'):
-                if self.with_cp and self.training and x.requires_grad:
-                    x = cp.checkpoint(block, x, use_reentrant=False)
-                else:
-                    x = block(x)
+                x = self.run_block(block, x)
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
 
-    def _freeze_stages(self):
-        if self.frozen_stages < 0:
-            return
-        modules = [self.stem] + [getattr(self, f'layer{i}') for i in range(self.frozen_stages)]
-        for module in modules:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
+    def frozen_modules(self, num_stages: int) -> List[nn.Module]:
+        return [self.stem] + [getattr(self, f'layer{i}') for i in range(num_stages)]
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self
-
-    @torch.no_grad()
-    def switch_to_deploy(self):
-        """Fuse the whole backbone in place (idempotent); the result equals the
-        training form in eval mode at every input size."""
-        if self.deploy:
-            return
+    def fuse_modules(self):
         fuse_conv_bn_in_sequential(self.stem)
         for module in self.modules():
             if isinstance(module, RepMobileBlock):
                 module.switch_to_deploy()
-        self.deploy = True
-        self._freeze_stages()

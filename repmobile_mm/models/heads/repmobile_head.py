@@ -5,7 +5,7 @@ average pooling); ``RepMobileClassifier`` is the published ``classifier``
 (an MLP, and with distillation a second MLP). Keys inside each module are the
 published ones, so ``head.*`` and ``classifier.*`` load with ``strict=True``.
 """
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 from mmengine.model import BaseModule
@@ -13,6 +13,7 @@ from torch import nn
 
 from ..utils.fuse import (conv_params64, copy_params, fuse_conv_bn, fuse_conv_bn_in_sequential,
                           guard_checkpoint_form)
+from .distillation import DistillationClassifier
 
 
 def neck_channels(in_channels: int) -> int:
@@ -50,7 +51,7 @@ class RepMobileNeck(BaseModule, nn.Sequential):
         layers += [nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(1)]
         for layer in layers:
             self.append(layer)
-        guard_checkpoint_form(self, '1', 'RepMobile neck')
+        guard_checkpoint_form(self, 'RepMobile neck', '1.running_mean', '0.bias')
 
     def forward(self, inputs: Union[torch.Tensor, Sequence[torch.Tensor]]):
         if isinstance(inputs, (tuple, list)):
@@ -72,13 +73,14 @@ def build_mlp(in_features: int, num_classes: int, dropout: float) -> nn.Sequenti
         nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(in_features, num_classes))
 
 
-class RepMobileClassifier(BaseModule):
+class RepMobileClassifier(DistillationClassifier):
     """Published ``classifier``: ``classifier`` MLP and optional ``classifier_dist`` MLP.
 
-    With distillation, training returns both logits ``(cls, dist)`` and evaluation
-    their mean. The deploy form is one MLP whose hidden layer is the fused hidden
-    layers side by side and whose output layer averages them: exactly that mean.
+    The deploy form is one MLP whose hidden layer is the fused hidden layers side
+    by side and whose output layer averages them: exactly the mean of both.
     """
+    family = 'RepMobile'
+    form_keys = ('classifier.1.running_mean', 'classifier.0.bias')
 
     def __init__(self,
                  in_channels: int,
@@ -93,63 +95,33 @@ class RepMobileClassifier(BaseModule):
                 dict(type='Constant', layer=['_BatchNorm'], val=1, bias=0),
             ]
         super().__init__(init_cfg=init_cfg)
-        self.init_classifier(in_channels, num_classes, distillation, dropout, deploy)
+        self.init_classifier(in_channels, num_classes, distillation, deploy, dropout)
 
     def init_classifier(self, in_channels: int, num_classes: int, distillation: bool,
-                        dropout: float, deploy: bool):
-        """Build the layers (separate from ``__init__`` so that mmpretrain's head can reuse it)."""
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f'num_classes must be a positive int; got {num_classes!r}')
-        self.in_channels = in_channels
-        self.num_classes = num_classes
-        self.distillation = distillation
-        self.deploy = deploy
-        if deploy:
-            hidden = in_channels * (2 if distillation else 1)
-            self.classifier = nn.Sequential(
-                nn.Linear(in_channels, hidden), nn.Identity(), nn.ReLU(inplace=True),
-                nn.Identity(), nn.Linear(hidden, num_classes))
-        else:
-            self.classifier = build_mlp(in_channels, num_classes, dropout)
-            if distillation:
-                self.classifier_dist = build_mlp(in_channels, num_classes, dropout)
-        guard_checkpoint_form(self, 'classifier.1', 'RepMobile classifier')
+                        deploy: bool, dropout: float = 0.2):
+        self.dropout = dropout
+        super().init_classifier(in_channels, num_classes, distillation, deploy)
 
-    def classify(self, x: torch.Tensor) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        """Logits of pooled features; ``(cls, dist)`` in distillation training."""
-        logits = self.classifier(x)
-        if self.deploy or not self.distillation:
-            return logits
-        dist = self.classifier_dist(x)
-        if self.training:
-            return logits, dist
-        return (logits + dist) / 2
+    def build_branch(self) -> nn.Module:
+        return build_mlp(self.in_channels, self.num_classes, self.dropout)
 
-    def forward(self, x: torch.Tensor):
-        return self.classify(x)
+    def build_fused(self, hidden: Optional[int] = None) -> nn.Module:
+        hidden = hidden or self.in_channels * (2 if self.distillation else 1)
+        return nn.Sequential(
+            nn.Linear(self.in_channels, hidden), nn.Identity(), nn.ReLU(inplace=True),
+            nn.Identity(), nn.Linear(hidden, self.num_classes))
 
-    @torch.no_grad()
-    def switch_to_deploy(self):
-        if self.deploy:
-            return
-        mlps = [self.classifier] + ([self.classifier_dist] if self.distillation else [])
+    def merge_branches(self, branches: List[nn.Module]) -> nn.Module:
         hidden_w, hidden_b, out_w = [], [], []
         out_b = 0
-        for mlp in mlps:
+        for mlp in branches:
             weight, bias = fuse_conv_bn(mlp[0], mlp[1])
             hidden_w.append(weight)
             hidden_b.append(bias)
             out_weight, out_bias = conv_params64(mlp[4])
-            out_w.append(out_weight / len(mlps))
-            out_b = out_b + out_bias / len(mlps)
-        ref = self.classifier[0].weight
-        if self.distillation:
-            del self.classifier_dist
-        hidden = self.in_channels * len(mlps)
-        self.classifier = nn.Sequential(
-            copy_params(nn.Linear(self.in_channels, hidden).to(ref), torch.cat(hidden_w),
-                        torch.cat(hidden_b)), nn.Identity(), nn.ReLU(inplace=True),
-            nn.Identity(),
-            copy_params(nn.Linear(hidden, self.num_classes).to(ref), torch.cat(out_w, 1),
-                        out_b))
-        self.deploy = True
+            out_w.append(out_weight / len(branches))
+            out_b = out_b + out_bias / len(branches)
+        fused = self.build_fused(self.in_channels * len(branches)).to(branches[0][0].weight)
+        copy_params(fused[0], torch.cat(hidden_w), torch.cat(hidden_b))
+        copy_params(fused[4], torch.cat(out_w, 1), out_b)
+        return fused

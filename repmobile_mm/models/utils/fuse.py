@@ -53,6 +53,20 @@ def fuse_conv_bn(conv: nn.Module, bn: nn.Module) -> Tuple[torch.Tensor, torch.Te
     return weight * scale.reshape(shape), bias * scale + shift
 
 
+def fused_layer_like(layer: nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> nn.Module:
+    """A new conv or linear layer shaped like ``layer`` (with a bias) holding a fold's result.
+
+    Built in ``layer``'s own dtype and device, so a float64 model stays float64.
+    """
+    if isinstance(layer, nn.Linear):
+        fused = nn.Linear(layer.in_features, layer.out_features)
+    else:
+        fused = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                          layer.stride, layer.padding, layer.dilation, layer.groups)
+    fused.train(layer.training)
+    return copy_params(fused.to(layer.weight), weight, bias)
+
+
 def fuse_conv_bn_in_sequential(seq: nn.Sequential, index: int = 0) -> None:
     """Fold ``seq[index + 1]`` (a BatchNorm) into the conv or linear layer ``seq[index]``.
 
@@ -60,43 +74,51 @@ def fuse_conv_bn_in_sequential(seq: nn.Sequential, index: int = 0) -> None:
     their indices (and state-dict keys) and the fused layer gains a bias.
     """
     layer, bn = seq[index], seq[index + 1]
-    weight, bias = fuse_conv_bn(layer, bn)
-    if isinstance(layer, nn.Linear):
-        fused = nn.Linear(layer.in_features, layer.out_features)
-    else:
-        fused = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
-                          layer.stride, layer.padding, layer.dilation, layer.groups)
-    seq[index] = copy_params(fused.to(layer.weight), weight, bias)
+    seq[index] = fused_layer_like(layer, *fuse_conv_bn(layer, bn))
     seq[index + 1] = nn.Identity()
 
 
+def pad_to_kernel(weight: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """A 1x1 kernel as the centre tap of a ``kernel_size`` kernel (same output, same padding)."""
+    pad = (kernel_size - weight.shape[-1]) // 2
+    return torch.nn.functional.pad(weight, [pad] * 4)
+
+
+def add_depthwise_identity(weight: torch.Tensor) -> torch.Tensor:
+    """Add the identity to a depthwise kernel of shape (C, 1, k, k): +1 on each centre tap."""
+    weight = weight.clone()
+    centre = weight.shape[-1] // 2
+    weight[:, 0, centre, centre] += 1
+    return weight
+
+
 class CheckpointFormError(RuntimeError):
-    """A state dict of the fused form met a training-form model, or the reverse."""
+    """A state dict of another form (fused or training) or release of the model."""
 
 
-def guard_checkpoint_form(module: nn.Module, bn_path: str, name: str) -> None:
+def guard_checkpoint_form(module: nn.Module, name: str, trained_key: str,
+                          fused_key: str) -> None:
     """Make ``module`` refuse, with a clear message, a state dict of its other form.
 
-    ``bn_path`` names a BatchNorm of the training form whose place the deploy form
-    keeps as an ``nn.Identity`` after the fused layer ``{bn_path[:-1]}0`` (see
-    ``fuse_conv_bn_in_sequential``). ``module.deploy`` tells the module's own form.
+    ``trained_key`` is a key only the training form has (a BatchNorm's
+    ``running_mean``), ``fused_key`` one only the deploy form has (the bias the
+    fold adds); both relative to ``module``. ``module.deploy`` tells its own form.
     Runs for ``load_state_dict`` and mmengine's loaders alike, strict or not.
     """
-    fused_bias = bn_path[:-1] + '0.bias'
 
     def hook(module, state_dict, prefix, *args):
-        trained = f'{prefix}{bn_path}.running_mean' in state_dict
-        fused = f'{prefix}{fused_bias}' in state_dict and not trained
+        trained = f'{prefix}{trained_key}' in state_dict
+        fused = f'{prefix}{fused_key}' in state_dict and not trained
         if module.deploy and trained:
             raise CheckpointFormError(
                 f'the checkpoint holds the training form of the {name} (it has '
-                f"'{prefix}{bn_path}.running_mean'), but the model was built in deploy form "
+                f"'{prefix}{trained_key}'), but the model was built in deploy form "
                 '(deploy=True): load it with the training config, or fuse it first with '
                 'tools/reparameterize_model.py')
         if not module.deploy and fused:
             raise CheckpointFormError(
                 f'the checkpoint holds the fused deploy form of the {name} (it has '
-                f"'{prefix}{fused_bias}' and no BatchNorm), but the model was built in "
+                f"'{prefix}{fused_key}' and no BatchNorm), but the model was built in "
                 'training form (deploy=False): load it with the deploy config (the configs '
                 'under deploy/, or deploy=True)')
 
@@ -122,16 +144,22 @@ def reparameterize_model(model: nn.Module) -> nn.Module:
 
     Covers our modules, mmpretrain's RepVGG/MobileOne and timm's re-parameterizable
     models. Modules are visited parents first; a module with such a method fuses its
-    own subtree. A method that returns a new module (timm's ``fuse``) has it put in
-    place of the old one. Returns the fused model (a new object only in that case).
+    own subtree. A method that returns a new module (timm's ``fuse``, our
+    ``Conv2dBN.fuse``) has it put in place of the old one. Returns the fused model
+    (a new object only in that case).
     """
     for name in FUSE_METHODS:
         method = getattr(model, name, None)
         if callable(method):
             result = method()
             return result if isinstance(result, nn.Module) else model
-    for child_name, child in model.named_children():
+    fuse_children(model)
+    return model
+
+
+def fuse_children(module: nn.Module) -> None:
+    """``reparameterize_model`` on each child of ``module``, replacing the ones it rebuilds."""
+    for child_name, child in module.named_children():
         fused = reparameterize_model(child)
         if fused is not child:
-            setattr(model, child_name, fused)
-    return model
+            setattr(module, child_name, fused)

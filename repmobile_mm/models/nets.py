@@ -1,0 +1,96 @@
+"""The whole published classifier of each family as one plain module (timm's view of it)."""
+from typing import Union
+
+import torch
+
+from .backbones import RepMobile, RepViT
+from .heads import BNLinearClassifier, RepMobileClassifier, RepMobileNeck
+
+
+class RepMobileNet(RepMobile):
+    """RepMobile backbone + published head and classifier under the published keys.
+
+    A published classification checkpoint (the dict under its ``model`` key) loads
+    into this module with ``strict=True``.
+    """
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'S',
+                 num_classes: int = 1000,
+                 distillation: bool = False,
+                 drop_rate: float = 0.2,
+                 deploy: bool = False,
+                 in_chans: int = 3,
+                 **kwargs):
+        super().__init__(arch, out_indices=(3, ), deploy=deploy, in_channels=in_chans, **kwargs)
+        self.head = RepMobileNeck(self.dims[-1], deploy=deploy)
+        self.num_features = self.head.out_channels
+        self.classifier = RepMobileClassifier(self.num_features, num_classes, distillation,
+                                              drop_rate, deploy=deploy)
+        self.num_classes = num_classes
+        self.feature_info = [
+            dict(num_chs=dim, reduction=4 * 2**i, module=f'layer{i}')
+            for i, dim in enumerate(self.dims)
+        ]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x)[-1]
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False):
+        x = self.head(x)
+        return x if pre_logits else self.classifier(x)
+
+    def forward(self, x: torch.Tensor):
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self):
+        return self.classifier
+
+    @torch.no_grad()
+    def switch_to_deploy(self):
+        super().switch_to_deploy()
+        self.head.switch_to_deploy()
+        self.classifier.switch_to_deploy()
+
+
+class RepViTNet(RepViT):
+    """RepViT backbone + published classifier (global average pooling, BatchNorm1d +
+    Linear, optional distillation branch) under the published keys (``features.*``,
+    ``classifier.classifier.*``): a published checkpoint's ``model`` dict of either
+    release loads with ``strict=True``.
+    """
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'm0_9',
+                 num_classes: int = 1000,
+                 distillation: bool = False,
+                 deploy: bool = False,
+                 in_chans: int = 3,
+                 **kwargs):
+        super().__init__(arch, out_indices=(3, ), deploy=deploy, in_channels=in_chans, **kwargs)
+        self.num_features = self.dims[-1]
+        self.classifier = BNLinearClassifier(self.num_features, num_classes, distillation,
+                                             deploy=deploy)
+        self.num_classes = num_classes
+        self.feature_info = [
+            dict(num_chs=dim, reduction=4 * 2**i, module=f'features.{end}')
+            for i, (dim, end) in enumerate(zip(self.dims, self.stage_ends))
+        ]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x)[-1]
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False):
+        x = x.mean((2, 3))
+        return x if pre_logits else self.classifier(x)
+
+    def forward(self, x: torch.Tensor):
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self):
+        return self.classifier
+
+    @torch.no_grad()
+    def switch_to_deploy(self):
+        super().switch_to_deploy()
+        self.classifier.switch_to_deploy()

@@ -1,0 +1,4 @@
+# Fused form of ../fpn_repvit-m1.5_8xb4-40k_ade20k-512x512.py, for checkpoints written
+# by tools/reparameterize_model.py (the ImageNet initialisation does not apply).
+_base_ = '../fpn_repvit-m1.5_8xb4-40k_ade20k-512x512.py'
+model = dict(backbone=dict(deploy=True, init_cfg=None))
