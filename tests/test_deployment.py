@@ -13,15 +13,17 @@ from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import ROOT, assert_close_to_max, check_tool, run_tool
 
 DIGITS = osp.join(ROOT, 'classification/configs/repmobile/repmobile-s_1xb64_digits.py')
+REPVIT_DIGITS = osp.join(ROOT, 'classification/configs/repvit/repvit-m0.9_1xb64_digits.py')
 
 
-@pytest.fixture(scope='module')
-def trained_like_checkpoint(tmp_path_factory):
+@pytest.fixture(scope='module', params=[DIGITS, REPVIT_DIGITS], ids=['repmobile', 'repvit'])
+def trained_like_checkpoint(request, tmp_path_factory):
     """A training-form classifier checkpoint with trained-like BatchNorm statistics."""
-    model = randomize_batchnorm(build_model(load_config(DIGITS)), seed=3).eval()
+    config = request.param
+    model = randomize_batchnorm(build_model(load_config(config)), seed=3).eval()
     path = str(tmp_path_factory.mktemp('onnx') / 'model.pth')
     torch.save({'state_dict': model.state_dict()}, path)
-    return model, path
+    return model, path, config
 
 
 @pytest.mark.slow
@@ -29,9 +31,9 @@ def trained_like_checkpoint(tmp_path_factory):
 def test_onnx_export_has_dynamic_batch_and_size(trained_like_checkpoint, tmp_path,
                                                 backbone_only):
     import onnxruntime
-    model, checkpoint = trained_like_checkpoint
+    model, checkpoint, config = trained_like_checkpoint
     out = str(tmp_path / 'model.onnx')
-    args = ['tools/deployment/pytorch2onnx.py', DIGITS, checkpoint, out]
+    args = ['tools/deployment/pytorch2onnx.py', config, checkpoint, out]
     result = check_tool(*(args + ['--backbone-only'] if backbone_only else args))
     assert 'largest relative difference' in result.stdout
     session = onnxruntime.InferenceSession(out, providers=['CPUExecutionProvider'])

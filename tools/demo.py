@@ -1,9 +1,11 @@
-"""`make demo`: the RepMobile journey on this machine (2 CPU cores are enough).
+"""`make demo`: the journeys of the suite on this machine (2 CPU cores are enough).
 
-1. Backbones: build RepMobile S, M and L, fuse them, check and time both forms.
+1. Backbones: build RepMobile S, M and L and RepViT-M0.9, fuse them, check and time
+   both forms.
 2. Each task on data made or shipped here: classification on scikit-learn's
-   handwritten digits, Mask R-CNN on generated shapes (COCO format), Semantic FPN
-   on generated scenes (ADE20K layout). For each: write the data if missing, train
+   handwritten digits (RepMobile-S and RepViT-M0.9), Mask R-CNN on generated shapes
+   (COCO format), Semantic FPN on generated scenes (ADE20K layout), with RepMobile-S.
+   For each: write the data if missing, train
    with tools/train.py, test with tools/test.py, fuse with
    tools/reparameterize_model.py, test the fused checkpoint with the deploy twin of
    the config, and print both results side by side.
@@ -25,7 +27,7 @@ import torch
 from repmobile_mm.engine.model_io import (build_model, comparable_outputs, fused_copy,
                                           load_weights, read_state_dict)
 from repmobile_mm.engine.runner import load_config
-from repmobile_mm.models import RepMobileNet
+from repmobile_mm.models import RepMobileNet, RepViTNet
 from repmobile_mm.utils import (count_macs, count_params, interleaved_latency,
                                 randomize_batchnorm)
 
@@ -51,6 +53,12 @@ TASKS = {
         'classification/configs/repmobile/deploy/repmobile-s-deploy_1xb64_digits.py',
         'epoch_12.pth', 'data/digits/val', ('tools/dataset_converters/export_digits.py',),
         {'accuracy/top1': 'top-1 %'}, (32, 32)),
+    'classification-repvit': Task(
+        'Classification: RepViT-M0.9 on scikit-learn digits (the same data and schedule)',
+        'classification/configs/repvit/repvit-m0.9_1xb64_digits.py',
+        'classification/configs/repvit/deploy/repvit-m0.9-deploy_1xb64_digits.py',
+        'epoch_12.pth', 'data/digits/val', ('tools/dataset_converters/export_digits.py',),
+        {'accuracy/top1': 'top-1 %'}, (32, 32)),
     'detection': Task(
         'Detection + instance segmentation: Mask R-CNN RepMobile-S on generated shapes',
         'detection/configs/repmobile/mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py',
@@ -66,6 +74,13 @@ TASKS = {
 }
 
 CHECK_SIZES = [(224, 224), (67, 45), (33, 97)]
+# published classifiers (1000 classes) shown in the backbone table
+BACKBONES = {
+    'RepMobile-S': partial(RepMobileNet, 'S'),
+    'RepMobile-M': partial(RepMobileNet, 'M'),
+    'RepMobile-L': partial(RepMobileNet, 'L'),
+    'RepViT-M0.9': partial(RepViTNet, 'm0_9'),
+}
 
 
 def max_relative_difference(model, dtype):
@@ -85,27 +100,27 @@ def max_relative_difference(model, dtype):
 
 
 def backbone_demo(args):
-    print(f'RepMobile training form vs fused deploy form ({torch.get_num_threads()} CPU '
+    print(f'Training form vs fused deploy form ({torch.get_num_threads()} CPU '
           'threads, 1000 classes, eval mode, randomized BatchNorm statistics)')
-    header = (f"{'variant':<8} {'params train/deploy':>20} {'MACs train/deploy':>18} "
+    header = (f"{'variant':<12} {'params train/deploy':>20} {'MACs train/deploy':>18} "
               f"{'max rel diff fp32/fp64':>23} {'latency b1 train/deploy':>24} {'speed-up':>8}")
     print(header)
     print('-' * len(header))
-    for arch in args.archs:
+    for name in args.backbones:
         torch.manual_seed(0)
-        model = randomize_batchnorm(RepMobileNet(arch)).eval()
+        model = randomize_batchnorm(BACKBONES[name]()).eval()
         fused = fused_copy(model)
         diff32 = max_relative_difference(model, torch.float32)
         diff64 = max_relative_difference(model, torch.float64)
         latency = interleaved_latency({'train': model, 'deploy': fused},
                                       torch.randn(1, 3, 224, 224), repeats=args.repeats)
-        print(f'{arch:<8} {count_params(model) / 1e6:>9.2f}M /{count_params(fused) / 1e6:>6.2f}M '
+        print(f'{name:<12} {count_params(model) / 1e6:>9.2f}M /{count_params(fused) / 1e6:>6.2f}M '
               f'{count_macs(model) / 1e9:>9.3f}G /{count_macs(fused) / 1e9:>6.3f}G '
               f'{diff32:>13.1e} /{diff64:>8.1e} '
               f"{latency['train']:>12.1f} ms /{latency['deploy']:>6.1f} ms "
               f"{latency['train'] / latency['deploy']:>7.2f}x", flush=True)
         if diff64 > 1e-8:
-            raise SystemExit(f'RepMobile-{arch}: the deploy form differs from the training '
+            raise SystemExit(f'{name}: the deploy form differs from the training '
                              f'form by {diff64:.2e} in float64')
 
 
@@ -164,7 +179,8 @@ def task_demo(task: Task, work_dir: str):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('--archs', nargs='+', default=['S', 'M', 'L'])
+    parser.add_argument('--backbones', nargs='+', default=list(BACKBONES), choices=list(BACKBONES),
+                        help='rows of the backbone table')
     parser.add_argument('--repeats', type=int, default=30, help='timed calls per form')
     parser.add_argument('--tasks', nargs='*', default=list(TASKS), choices=list(TASKS),
                         help='task journeys to run after the backbone table')

@@ -1,5 +1,5 @@
 """The whole published classifier of each family as one plain module (timm's view of it)."""
-from typing import Union
+from typing import Tuple, Union
 
 import torch
 
@@ -7,12 +7,44 @@ from .backbones import RepMobile, RepViT
 from .heads import BNLinearClassifier, RepMobileClassifier, RepMobileNeck
 
 
-class RepMobileNet(RepMobile):
+class ClassifierNet:
+    """timm's classifier interface over a family's backbone (the mixin goes first).
+
+    ``forward_features`` is the last stage, ``pool`` turns it into the pooled
+    features, ``classifier`` into logits; ``fused_parts`` fuse after the backbone.
+    """
+    fused_parts: Tuple[str, ...] = ('classifier', )
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x)[-1]
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False):
+        x = self.pool(x)
+        return x if pre_logits else self.classifier(x)
+
+    def forward(self, x: torch.Tensor):
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self):
+        return self.classifier
+
+    @torch.no_grad()
+    def switch_to_deploy(self):
+        super().switch_to_deploy()
+        for name in self.fused_parts:
+            getattr(self, name).switch_to_deploy()
+
+
+class RepMobileNet(ClassifierNet, RepMobile):
     """RepMobile backbone + published head and classifier under the published keys.
 
     A published classification checkpoint (the dict under its ``model`` key) loads
     into this module with ``strict=True``.
     """
+    fused_parts = ('head', 'classifier')
 
     def __init__(self,
                  arch: Union[str, dict] = 'S',
@@ -33,27 +65,11 @@ class RepMobileNet(RepMobile):
             for i, dim in enumerate(self.dims)
         ]
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x)[-1]
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False):
-        x = self.head(x)
-        return x if pre_logits else self.classifier(x)
-
-    def forward(self, x: torch.Tensor):
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self):
-        return self.classifier
-
-    @torch.no_grad()
-    def switch_to_deploy(self):
-        super().switch_to_deploy()
-        self.head.switch_to_deploy()
-        self.classifier.switch_to_deploy()
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x)  # the published 1x1 conv head, then global pooling
 
 
-class RepViTNet(RepViT):
+class RepViTNet(ClassifierNet, RepViT):
     """RepViT backbone + published classifier (global average pooling, BatchNorm1d +
     Linear, optional distillation branch) under the published keys (``features.*``,
     ``classifier.classifier.*``): a published checkpoint's ``model`` dict of either
@@ -77,20 +93,5 @@ class RepViTNet(RepViT):
             for i, (dim, end) in enumerate(zip(self.dims, self.stage_ends))
         ]
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x)[-1]
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False):
-        x = x.mean((2, 3))
-        return x if pre_logits else self.classifier(x)
-
-    def forward(self, x: torch.Tensor):
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self):
-        return self.classifier
-
-    @torch.no_grad()
-    def switch_to_deploy(self):
-        super().switch_to_deploy()
-        self.classifier.switch_to_deploy()
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3))

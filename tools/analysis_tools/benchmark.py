@@ -1,13 +1,14 @@
-"""Side-by-side speed benchmark of RepMobile (both forms) and timm peers, in one process.
+"""Side-by-side speed benchmark of our models (both forms) and timm peers, in one process.
 
-    python tools/analysis_tools/benchmark.py [--models repmobile_s repvit_m0_9 ...]
+    python tools/analysis_tools/benchmark.py [--models repmobile_s mm_repvit_m0_9 repvit_m0_9 ...]
         [--device cpu|cuda] [--dtype fp32|fp16|bf16] [--channels-last]
         [--modes eager compile cudagraphs] [--batch-size 256] [--json out.json] [--plot out.png]
 
-Models: ``repmobile_s|m|l`` (ours, measured in training and fused form), a config
+Models: ``repmobile_s|m|l`` and ``mm_repvit_*`` (ours, by their timm names, measured
+in training and fused form), a config
 path (ours by config: classifier, or the backbone of a detector/segmentor), an
 ``.onnx`` file (run by onnxruntime on CPU, fp32; see tools/deployment), or any
-timm model name; timm models that can be re-parameterized (``repvit_*``,
+timm model name; timm models that can be re-parameterized (timm's own ``repvit_*``,
 ``mobileone_*``, ``fastvit_*``) are measured fused. All models take turns within
 each round (interleaved), after warm-up; the median over rounds is reported.
 Throughput at ``--batch-size`` (images/s) and latency at batch 1 (ms). On GPU,
@@ -32,10 +33,11 @@ import torch
 from torch import nn
 
 from repmobile_mm.engine.model_io import fused_copy
-from repmobile_mm.models import RepMobileBlock, RepMobileNet
+from repmobile_mm.models import RepMobileBlock
 from repmobile_mm.utils import count_params, randomize_batchnorm
 
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+OURS = ('repmobile_', 'mm_repvit_')  # prefixes of our timm registrations
 DEFAULT_MODELS = ['repmobile_s', 'repmobile_m', 'repmobile_l', 'repvit_m0_9', 'mobileone_s1',
                   'efficientformerv2_s0', 'mobilenetv3_large_100', 'fastvit_t8']
 
@@ -45,14 +47,16 @@ def build_models(names: List[str], train_step: bool = False) -> Dict[str, nn.Mod
     published structure), re-parameterizable peers fused (for ``train_step``: as built)."""
     models = {}
     for name in names:
-        if name.startswith('repmobile_'):
+        if name.startswith(OURS):
+            import timm
+            import repmobile_mm.integrations.timm  # noqa: F401  (registers ours)
             torch.manual_seed(0)
-            model = randomize_batchnorm(RepMobileNet(name.split('_')[1])).eval()
+            model = randomize_batchnorm(timm.create_model(name)).eval()
             models[f'{name} (train)'] = model
-            if train_step:
-                models[f'{name} (published)'] = published_structure(model)
-            else:
+            if not train_step:
                 models[f'{name} (fused)'] = fused_copy(model)
+            elif name.startswith('repmobile_'):  # RepViT's training form is the published one
+                models[f'{name} (published)'] = published_structure(model)
         elif name.endswith('.onnx'):
             if train_step:
                 raise SystemExit(f'--train-step cannot train an ONNX file: {name}')
