@@ -5,8 +5,9 @@ the input check, and ``switch_to_deploy`` (fuse, then freeze again: fused layers
 are new parameters). A family states its stem and stages (``frozen_modules``)
 and how it fuses (``fuse_modules``).
 """
+import contextlib
 import copy
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.utils.checkpoint as cp
@@ -77,9 +78,16 @@ class RepBackbone(BaseModule):
                              f'H, W); got an input of shape {tuple(x.shape)}')
 
     def run_block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """``block(x)``, with activation checkpointing when ``with_cp`` applies."""
+        """``block(x)``, with activation checkpointing when ``with_cp`` applies.
+
+        The backward pass runs the block's forward again; its BatchNorms then
+        normalize with the same batch statistics but must not count the batch a
+        second time, so their running statistics are put back afterwards.
+        """
         if self.with_cp and self.training and x.requires_grad:
-            return cp.checkpoint(block, x, use_reentrant=False)
+            return cp.checkpoint(
+                block, x, use_reentrant=False,
+                context_fn=lambda: (contextlib.nullcontext(), _kept_running_stats(block)))
         return block(x)
 
     def frozen_modules(self, num_stages: int) -> List[nn.Module]:
@@ -116,3 +124,17 @@ class RepBackbone(BaseModule):
         self.fuse_modules()
         self.deploy = True
         self._freeze_stages()
+
+
+@contextlib.contextmanager
+def _kept_running_stats(module: nn.Module) -> Iterator[None]:
+    """Restore the running statistics of ``module``'s BatchNorms on exit."""
+    buffers = [b for m in module.modules() if isinstance(m, _BatchNorm)
+               for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None]
+    saved = [b.clone() for b in buffers]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in zip(buffers, saved):
+                buffer.copy_(value)
