@@ -14,16 +14,16 @@ from ..models.backbones.repvit import FIRST_RELEASE_ARCHS, LATER_RELEASE_ARCHS
 REPMOBILE_ARCHS = ('s', 'm', 'l')
 
 
-def _cfg(first_conv, classifier, crop_pct):
+def _cfg(first_conv, classifier):
     return dict(
         url='', num_classes=1000, input_size=(3, 224, 224), pool_size=(7, 7),
-        crop_pct=crop_pct, interpolation='bicubic', mean=IMAGENET_DEFAULT_MEAN,
+        crop_pct=0.875, interpolation='bicubic', mean=IMAGENET_DEFAULT_MEAN,
         std=IMAGENET_DEFAULT_STD, first_conv=first_conv, classifier=classifier)
 
 
 default_cfgs = generate_default_cfgs({
-    **{f'repmobile_{a}': _cfg('stem.0', 'classifier', 0.875) for a in REPMOBILE_ARCHS},
-    **{f'mm_repvit_{a}': _cfg('features.0.0.c', 'classifier', 0.875)
+    **{f'repmobile_{a}': _cfg('stem.0', 'classifier') for a in REPMOBILE_ARCHS},
+    **{f'mm_repvit_{a}': _cfg('features.0.0.c', 'classifier')
        for a in LATER_RELEASE_ARCHS + FIRST_RELEASE_ARCHS},
 })
 

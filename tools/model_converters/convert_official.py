@@ -17,7 +17,7 @@ from typing import Dict
 
 import torch
 
-from repmobile_mm.models.backbones.repvit import FIRST_RELEASE_ARCHS, RepViT
+from repmobile_mm.models.backbones.repvit import RepViT
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 REPMOBILE_PREFIXES = (('stem.', 'backbone.stem.'), ('layer', 'backbone.layer'),
