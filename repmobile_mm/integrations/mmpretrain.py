@@ -9,11 +9,12 @@ from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 
-from ..models import (BNLinearClassifier, RepMobile, RepMobileClassifier, RepMobileNeck,
-                      RepViT)
+from ..models import (BNLinearClassifier, NormLinearClassifier, RepMobile, RepMobileClassifier,
+                      RepMobileNeck, RepNeXt, RepViT)
 
 MODELS.register_module(module=RepMobile)
 MODELS.register_module(module=RepViT)
+MODELS.register_module(module=RepNeXt)
 MODELS.register_module(module=RepMobileNeck)
 
 
@@ -78,10 +79,15 @@ class RepMobileClsHead(DistillationHeadMixin, RepMobileClassifier, ClsHead):
 
 @MODELS.register_module()
 class BNLinearClsHead(DistillationHeadMixin, BNLinearClassifier, ClsHead):
-    """The RepViT / RepNeXt classifier on pooled features (mmpretrain's
-    ``GlobalAveragePooling`` neck): BatchNorm1d + Linear, optional distillation
-    branch; keys ``classifier.bn``, ``classifier.l`` and ``classifier_dist.*`` as
-    published. Fuses into one Linear."""
+    """The RepViT classifier on pooled features (mmpretrain's ``GlobalAveragePooling``
+    neck): BatchNorm1d + Linear, optional distillation branch; keys ``classifier.bn``,
+    ``classifier.l`` and ``classifier_dist.*`` as published. Fuses into one Linear."""
+
+
+@MODELS.register_module()
+class NormLinearClsHead(DistillationHeadMixin, NormLinearClassifier, ClsHead):
+    """The RepNeXt classifier: as ``BNLinearClsHead`` under RepNeXt's published keys
+    ``head.norm``, ``head.linear`` and ``head_dist.*``."""
 
 
 @MODELS.register_module()

@@ -1,4 +1,5 @@
-"""timm registrations: ``repmobile_s/m/l`` and ``mm_repvit_*`` (every RepViT variant).
+"""timm registrations: ``repmobile_s/m/l``, ``mm_repvit_*`` (every RepViT variant) and
+``repnext_m0`` .. ``repnext_m5`` (timm has no RepNeXt of its own).
 
 timm ships its own ``repvit_*`` (other key names), hence the ``mm_`` prefix for
 ours, which take the published checkpoints' keys. ``features_only=True`` returns
@@ -8,10 +9,11 @@ weights are hosted.
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
-from ..models import RepMobileNet, RepViTNet
+from ..models import RepMobileNet, RepNeXt, RepNeXtNet, RepViTNet
 from ..models.backbones.repvit import FIRST_RELEASE_ARCHS, LATER_RELEASE_ARCHS
 
 REPMOBILE_ARCHS = ('s', 'm', 'l')
+REPNEXT_ARCHS = tuple(sorted(RepNeXt.arch_settings))
 
 
 def _cfg(first_conv, classifier):
@@ -25,6 +27,7 @@ default_cfgs = generate_default_cfgs({
     **{f'repmobile_{a}': _cfg('stem.0', 'classifier') for a in REPMOBILE_ARCHS},
     **{f'mm_repvit_{a}': _cfg('features.0.0.c', 'classifier')
        for a in LATER_RELEASE_ARCHS + FIRST_RELEASE_ARCHS},
+    **{f'repnext_{a}': _cfg('stem.stem.0.conv', 'head') for a in REPNEXT_ARCHS},
 })
 
 
@@ -59,7 +62,18 @@ def _repvit(arch):
     return create
 
 
+def _repnext(arch):
+    def create(pretrained: bool = False, **kwargs):
+        # stages are entries of the ``stages`` Sequential: flattened to be found
+        return _create(RepNeXtNet, f'repnext_{arch}', arch, pretrained, True, **kwargs)
+    create.__name__ = f'repnext_{arch}'
+    create.__doc__ = f'RepNeXt-{arch.upper()} under the published keys.'
+    return create
+
+
 for _arch in REPMOBILE_ARCHS:
     register_model(_repmobile(_arch))
 for _arch in LATER_RELEASE_ARCHS + FIRST_RELEASE_ARCHS:
     register_model(_repvit(_arch))
+for _arch in REPNEXT_ARCHS:
+    register_model(_repnext(_arch))

@@ -1,10 +1,12 @@
 """Plain PyTorch models (need torch, mmengine and timm's layers, no mm task library)."""
-from .backbones import RepMobile, RepMobileBlock, RepViT, RepViTBlock, RepVGGDW
-from .heads import BNLinearClassifier, RepMobileClassifier, RepMobileNeck
-from .nets import RepMobileNet, RepViTNet
+from .backbones import (MetaNeXtBlock, RepMobile, RepMobileBlock, RepNeXt, RepViT, RepViTBlock,
+                        RepVGGDW)
+from .heads import BNLinearClassifier, NormLinearClassifier, RepMobileClassifier, RepMobileNeck
+from .nets import RepMobileNet, RepNeXtNet, RepViTNet
 from .utils import reparameterize_model
 
 __all__ = [
-    'BNLinearClassifier', 'RepMobile', 'RepMobileBlock', 'RepMobileClassifier', 'RepMobileNeck',
-    'RepMobileNet', 'RepVGGDW', 'RepViT', 'RepViTBlock', 'RepViTNet', 'reparameterize_model'
+    'BNLinearClassifier', 'MetaNeXtBlock', 'NormLinearClassifier', 'RepMobile', 'RepMobileBlock',
+    'RepMobileClassifier', 'RepMobileNeck', 'RepMobileNet', 'RepNeXt', 'RepNeXtNet', 'RepVGGDW',
+    'RepViT', 'RepViTBlock', 'RepViTNet', 'reparameterize_model'
 ]

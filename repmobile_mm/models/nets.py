@@ -3,8 +3,9 @@ from typing import Tuple, Union
 
 import torch
 
-from .backbones import RepMobile, RepViT
-from .heads import BNLinearClassifier, RepMobileClassifier, RepMobileNeck
+from .backbones import RepMobile, RepNeXt, RepViT
+from .heads import (BNLinearClassifier, NormLinearClassifier, RepMobileClassifier,
+                    RepMobileNeck)
 
 
 class ClassifierNet:
@@ -23,13 +24,13 @@ class ClassifierNet:
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False):
         x = self.pool(x)
-        return x if pre_logits else self.classifier(x)
+        return x if pre_logits else self.get_classifier()(x)
 
     def forward(self, x: torch.Tensor):
         return self.forward_head(self.forward_features(x))
 
     def get_classifier(self):
-        return self.classifier
+        return getattr(self, self.fused_parts[-1])
 
     @torch.no_grad()
     def switch_to_deploy(self):
@@ -91,6 +92,35 @@ class RepViTNet(ClassifierNet, RepViT):
         self.feature_info = [
             dict(num_chs=dim, reduction=4 * 2**i, module=f'features.{end}')
             for i, (dim, end) in enumerate(zip(self.dims, self.stage_ends))
+        ]
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3))
+
+
+class RepNeXtNet(ClassifierNet, RepNeXt):
+    """RepNeXt backbone + published classifier (mean pooling, ``head.head`` and
+    ``head.head_dist`` NormLinear branches) under the published keys: a published
+    checkpoint loads with ``strict=True``. The published model always has the
+    distillation branch, hence ``distillation=True`` by default.
+    """
+    fused_parts = ('head', )
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'm1',
+                 num_classes: int = 1000,
+                 distillation: bool = True,
+                 deploy: bool = False,
+                 in_chans: int = 3,
+                 **kwargs):
+        super().__init__(arch, out_indices=(3, ), deploy=deploy, in_channels=in_chans, **kwargs)
+        self.num_features = self.dims[-1]
+        self.head = NormLinearClassifier(self.num_features, num_classes, distillation,
+                                         deploy=deploy)
+        self.num_classes = num_classes
+        self.feature_info = [
+            dict(num_chs=dim, reduction=4 * 2**i, module=f'stages.{i}')
+            for i, dim in enumerate(self.dims)
         ]
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:

@@ -90,46 +90,6 @@ def test_deploy_form_is_exact_in_float64(arch):
                 assert_close_to_max(b, a, 1e-8, f'{arch} {batch}x{height}x{width} stage {i}')
 
 
-def test_deploy_flag_builds_the_fused_structure_and_loads_fused_weights():
-    for arch in (TINY, TINY_V1):
-        model = randomize_batchnorm(RepViTNet(arch, num_classes=5, distillation=True)).eval()
-        fused = fused_copy(model)
-        direct = RepViTNet(arch, num_classes=5, distillation=True, deploy=True).eval()
-        assert {k: v.shape for k, v in direct.state_dict().items()} == \
-            {k: v.shape for k, v in fused.state_dict().items()}
-        direct.load_state_dict(fused.state_dict(), strict=True)
-        x = torch.randn(2, 3, 45, 51)
-        with torch.no_grad():
-            assert torch.equal(direct(x), fused(x))
-
-
-def test_switch_to_deploy_is_idempotent():
-    model = randomize_batchnorm(RepViTNet(TINY, num_classes=5, distillation=True)).eval()
-    fused = fused_copy(model)
-    state = copy.deepcopy(fused.state_dict())
-    fused.switch_to_deploy()
-    reparameterize_model(fused)
-    assert state.keys() == fused.state_dict().keys()
-    assert all(torch.equal(v, fused.state_dict()[k]) for k, v in state.items())
-
-
-@pytest.mark.parametrize('norm', ['SyncBN', 'BNXd'])
-def test_switch_to_deploy_accepts_any_batchnorm_class(norm):
-    model = RepViT(TINY_V1, norm_cfg=dict(type='SyncBN'))
-    if norm == 'BNXd':  # what mmengine's runner turns SyncBN into when not distributed
-        model = revert_sync_batchnorm(model)
-        assert type(model.features[0][0].bn).__name__ == '_BatchNormXd'
-    model = randomize_batchnorm(model).double().eval()
-    reference = revert_sync_batchnorm(copy.deepcopy(model))
-    fused = fused_copy(model)
-    x = torch.randn(2, 3, 37, 41, dtype=torch.float64)
-    with torch.no_grad():
-        outs, fused_outs = reference(x), fused(x)
-    assert len(outs) == len(fused_outs) == 4
-    for a, b in zip(outs, fused_outs):
-        assert_close_to_max(b, a, 1e-8)
-
-
 def test_classifier_deploy_form_is_one_linear_giving_the_mean():
     model = randomize_batchnorm(RepViTNet(TINY, num_classes=7, distillation=True),
                                 seed=4).double().eval()
@@ -228,21 +188,6 @@ def test_checkpoint_of_the_other_release_names_the_release_to_use():
         RepViT('m2').load_state_dict(RepViT('m1_1').state_dict())
     # both releases fuse into the same structure
     RepViT('m1', deploy=True).load_state_dict(fused_copy(RepViT('m0_9').eval()).state_dict())
-
-
-def test_checkpoint_of_the_other_form_gets_a_clear_message():
-    model = RepViTNet(TINY, num_classes=3).eval()
-    fused = fused_copy(model)
-    with pytest.raises(RuntimeError, match='fused deploy form .* deploy config'):
-        RepViTNet(TINY, num_classes=3).load_state_dict(fused.state_dict())
-    with pytest.raises(RuntimeError, match='training form .* tools/reparameterize_model.py'):
-        RepViTNet(TINY, num_classes=3, deploy=True).load_state_dict(model.state_dict())
-    from mmengine.runner.checkpoint import load_state_dict
-    wrapper = nn.Module()
-    wrapper.backbone = RepViT(TINY, deploy=True)
-    prefixed = {f'backbone.{k}': v for k, v in RepViT(TINY).state_dict().items()}
-    with pytest.raises(RuntimeError, match=r"'backbone.features.0.0.bn.running_mean'"):
-        load_state_dict(wrapper, prefixed, strict=False)
 
 
 def test_timm_models_and_features_only():

@@ -4,8 +4,10 @@
         [--device cpu|cuda] [--dtype fp32|fp16|bf16] [--channels-last]
         [--modes eager compile cudagraphs] [--batch-size 256] [--json out.json] [--plot out.png]
 
-Models: ``repmobile_s|m|l`` and ``mm_repvit_*`` (ours, by their timm names, measured
-in training and fused form), a config
+Models: ``repmobile_s|m|l``, ``mm_repvit_*`` and ``repnext_m0..m5`` (ours, by their timm
+names, measured in training and fused form; RepNeXt also as ``(published fuse)``, the
+published fuse rebuilt from the spec, which keeps the BatchNorm after every token
+mixer), a config
 path (ours by config: classifier, or the backbone of a detector/segmentor), an
 ``.onnx`` file (run by onnxruntime on CPU, fp32; see tools/deployment), or any
 timm model name; timm models that can be re-parameterized (timm's own ``repvit_*``,
@@ -34,10 +36,12 @@ from torch import nn
 
 from repmobile_mm.engine.model_io import fused_copy
 from repmobile_mm.models import RepMobileBlock
+from repmobile_mm.models.backbones.repnext import RepDWConvS, RepDWConvM
+from repmobile_mm.models.utils.layers import Conv2dBN
 from repmobile_mm.utils import count_params, randomize_batchnorm
 
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
-OURS = ('repmobile_', 'mm_repvit_')  # prefixes of our timm registrations
+OURS = ('repmobile_', 'mm_repvit_', 'repnext_')  # prefixes of our timm registrations
 DEFAULT_MODELS = ['repmobile_s', 'repmobile_m', 'repmobile_l', 'repvit_m0_9', 'mobileone_s1',
                   'efficientformerv2_s0', 'mobilenetv3_large_100', 'fastvit_t8']
 
@@ -55,6 +59,8 @@ def build_models(names: List[str], train_step: bool = False) -> Dict[str, nn.Mod
             models[f'{name} (train)'] = model
             if not train_step:
                 models[f'{name} (fused)'] = fused_copy(model)
+                if name.startswith('repnext_'):
+                    models[f'{name} (published fuse)'] = published_repnext_fuse(model)
             elif name.startswith('repmobile_'):  # RepViT's training form is the published one
                 models[f'{name} (published)'] = published_structure(model)
         elif name.endswith('.onnx'):
@@ -101,6 +107,24 @@ def published_structure(model: nn.Module) -> nn.Module:
         if isinstance(module, RepMobileBlock):
             module.__class__ = PublishedBlock
     return published
+
+
+def published_repnext_fuse(model: nn.Module) -> nn.Module:
+    """The published RepNeXt fuse (shared/specs/repnext.md): each RepDWConvS, RepDWConvM
+    and ConvNorm one conv, the two NormLinear heads one Linear; the BatchNorm after
+    every token mixer (blocks and downsamples) stays."""
+    fused = copy.deepcopy(model)
+
+    def walk(module):
+        for name, child in module.named_children():
+            if isinstance(child, (RepDWConvS, RepDWConvM, Conv2dBN)):
+                setattr(module, name, child.fuse())
+            else:
+                walk(child)
+
+    walk(fused)
+    fused.head.switch_to_deploy()
+    return fused.eval()
 
 
 class TensorMode(nn.Module):

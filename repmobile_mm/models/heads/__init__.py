@@ -1,5 +1,5 @@
-from .distillation import BNLinearClassifier, DistillationClassifier
+from .distillation import BNLinearClassifier, DistillationClassifier, NormLinearClassifier
 from .repmobile_head import RepMobileClassifier, RepMobileNeck, build_mlp, neck_channels
 
-__all__ = ['BNLinearClassifier', 'DistillationClassifier', 'RepMobileClassifier',
-           'RepMobileNeck', 'build_mlp', 'neck_channels']
+__all__ = ['BNLinearClassifier', 'DistillationClassifier', 'NormLinearClassifier',
+           'RepMobileClassifier', 'RepMobileNeck', 'build_mlp', 'neck_channels']

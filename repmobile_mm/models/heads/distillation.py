@@ -18,10 +18,12 @@ from ..utils.layers import BNLinear
 class DistillationClassifier(BaseModule):
     """Base: ``build_branch``, ``build_fused`` and ``merge_branches`` make a family's head.
 
-    ``form_keys`` are (a key only the training form has, one only the deploy form
-    has), relative to this module, for the form guard.
+    ``branch_names`` are the published attribute names of the two branches (the
+    fused branch keeps the first); ``form_keys`` are (a key only the training form
+    has, one only the deploy form has), relative to this module, for the form guard.
     """
     family = ''
+    branch_names: Tuple[str, str] = ('classifier', 'classifier_dist')
     form_keys: Tuple[str, str] = ('', '')
 
     def init_classifier(self, in_channels: int, num_classes: int, distillation: bool,
@@ -33,12 +35,13 @@ class DistillationClassifier(BaseModule):
         self.num_classes = num_classes
         self.distillation = distillation
         self.deploy = deploy
+        main, dist = self.branch_names
         if deploy:
-            self.classifier = self.build_fused()
+            setattr(self, main, self.build_fused())
         else:
-            self.classifier = self.build_branch()
+            setattr(self, main, self.build_branch())
             if distillation:
-                self.classifier_dist = self.build_branch()
+                setattr(self, dist, self.build_branch())
         guard_checkpoint_form(self, f'{self.family} classifier', *self.form_keys)
 
     def build_branch(self) -> nn.Module:
@@ -52,12 +55,18 @@ class DistillationClassifier(BaseModule):
         """One module computing the mean of the branches' logits, exactly."""
         raise NotImplementedError
 
+    def branches(self) -> List[nn.Module]:
+        """The classifier branch, and the distillation branch where there is one."""
+        names = self.branch_names[:2 if self.distillation and not self.deploy else 1]
+        return [getattr(self, name) for name in names]
+
     def classify(self, x: torch.Tensor) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         """Logits of pooled features; ``(cls, dist)`` in distillation training."""
-        logits = self.classifier(x)
-        if self.deploy or not self.distillation:
+        branches = self.branches()
+        logits = branches[0](x)
+        if len(branches) == 1:
             return logits
-        dist = self.classifier_dist(x)
+        dist = branches[1](x)
         if self.training:
             return logits, dist
         return (logits + dist) / 2
@@ -69,19 +78,20 @@ class DistillationClassifier(BaseModule):
     def switch_to_deploy(self):
         if self.deploy:
             return
-        branches = [self.classifier] + ([self.classifier_dist] if self.distillation else [])
-        fused = self.merge_branches(branches)
+        fused = self.merge_branches(self.branches())
+        main, dist = self.branch_names
         if self.distillation:
-            del self.classifier_dist
-        self.classifier = fused
+            delattr(self, dist)
+        setattr(self, main, fused)
         self.deploy = True
 
 
 class BNLinearClassifier(DistillationClassifier):
-    """The RepViT / RepNeXt classifier: BatchNorm1d + Linear branches (published
-    ``classifier`` and ``classifier_dist``, each with keys ``bn``, ``l``), fused into
-    one Linear (key ``classifier``)."""
+    """The RepViT classifier: BatchNorm1d + Linear branches (published ``classifier``
+    and ``classifier_dist``, each with keys ``bn``, ``l``), fused into one Linear
+    (key ``classifier``)."""
     family = 'BatchNorm1d + Linear'
+    layer_names = ('bn', 'l')
     form_keys = ('classifier.bn.running_mean', 'classifier.bias')
 
     def __init__(self,
@@ -94,13 +104,22 @@ class BNLinearClassifier(DistillationClassifier):
         self.init_classifier(in_channels, num_classes, distillation, deploy)
 
     def build_branch(self) -> nn.Module:
-        return BNLinear(self.in_channels, self.num_classes)
+        return BNLinear(self.in_channels, self.num_classes, self.layer_names)
 
     def build_fused(self) -> nn.Module:
         return nn.Linear(self.in_channels, self.num_classes)
 
     def merge_branches(self, branches: List[nn.Module]) -> nn.Module:
-        folds = [fuse_bn_conv1x1(branch.bn, branch.l) for branch in branches]
+        folds = [fuse_bn_conv1x1(*branch.children()) for branch in branches]
         weight = sum(w for w, _ in folds) / len(folds)
         bias = sum(b for _, b in folds) / len(folds)
-        return fused_layer_like(branches[0].l, weight, bias)
+        return fused_layer_like(list(branches[0].children())[1], weight, bias)
+
+
+class NormLinearClassifier(BNLinearClassifier):
+    """The RepNeXt classifier: the same branches under RepNeXt's published names
+    (``head`` and ``head_dist``, each with keys ``norm``, ``linear``), fused into one
+    Linear (key ``head``)."""
+    branch_names = ('head', 'head_dist')
+    layer_names = ('norm', 'linear')
+    form_keys = ('head.norm.running_mean', 'head.bias')

@@ -3,7 +3,7 @@
 ``fuse()`` returns the plain layer (as the published ``replace_batchnorm`` and timm
 do); :func:`.fuse.reparameterize_model` puts it in place.
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import nn
@@ -13,7 +13,8 @@ from .norm import build_norm2d
 
 
 class Conv2dBN(nn.Sequential):
-    """Conv2d without bias + BatchNorm (published ``Conv2d_BN``: keys ``c``, ``bn``)."""
+    """Conv2d without bias + BatchNorm: RepViT's ``Conv2d_BN`` (keys ``c``, ``bn``),
+    RepNeXt's ``ConvNorm`` (``names=('conv', 'norm')``)."""
 
     def __init__(self,
                  in_channels: int,
@@ -23,17 +24,21 @@ class Conv2dBN(nn.Sequential):
                  padding: int = 0,
                  groups: int = 1,
                  bn_weight_init: float = 1.,
-                 norm_cfg: Optional[dict] = None):
+                 norm_cfg: Optional[dict] = None,
+                 names: Tuple[str, str] = ('c', 'bn')):
         super().__init__()
-        self.add_module('c', nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
-                                       groups=groups, bias=False))
-        self.add_module('bn', build_norm2d(norm_cfg or dict(type='BN'), out_channels))
-        nn.init.constant_(self.bn.weight, bn_weight_init)
-        nn.init.constant_(self.bn.bias, 0)
+        conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups,
+                         bias=False)
+        bn = build_norm2d(norm_cfg or dict(type='BN'), out_channels)
+        nn.init.constant_(bn.weight, bn_weight_init)
+        nn.init.constant_(bn.bias, 0)
+        self.add_module(names[0], conv)
+        self.add_module(names[1], bn)
 
     @torch.no_grad()
     def fuse(self) -> nn.Conv2d:
-        return fused_layer_like(self.c, *fuse_conv_bn(self.c, self.bn))
+        conv, bn = self.children()
+        return fused_layer_like(conv, *fuse_conv_bn(conv, bn))
 
 
 def conv_bn(*args, deploy: bool = False, **kwargs) -> nn.Module:
@@ -43,15 +48,19 @@ def conv_bn(*args, deploy: bool = False, **kwargs) -> nn.Module:
 
 
 class BNLinear(nn.Sequential):
-    """BatchNorm1d + Linear (published ``BN_Linear``: keys ``bn``, ``l``)."""
+    """BatchNorm1d + Linear: RepViT's ``BN_Linear`` (keys ``bn``, ``l``), RepNeXt's
+    ``NormLinear`` (``names=('norm', 'linear')``)."""
 
-    def __init__(self, in_features: int, out_features: int):
+    def __init__(self, in_features: int, out_features: int,
+                 names: Tuple[str, str] = ('bn', 'l')):
         super().__init__()
-        self.add_module('bn', nn.BatchNorm1d(in_features))
-        self.add_module('l', nn.Linear(in_features, out_features))
-        nn.init.trunc_normal_(self.l.weight, std=0.02)
-        nn.init.constant_(self.l.bias, 0)
+        linear = nn.Linear(in_features, out_features)
+        nn.init.trunc_normal_(linear.weight, std=0.02)
+        nn.init.constant_(linear.bias, 0)
+        self.add_module(names[0], nn.BatchNorm1d(in_features))
+        self.add_module(names[1], linear)
 
     @torch.no_grad()
     def fuse(self) -> nn.Linear:
-        return fused_layer_like(self.l, *fuse_bn_conv1x1(self.bn, self.l))
+        bn, linear = self.children()
+        return fused_layer_like(linear, *fuse_bn_conv1x1(bn, linear))
