@@ -28,19 +28,26 @@ REPVIT_DISTILL = osp.join(CONFIG_DIR, 'repvit/repvit-m0.9_8xb256-300e-distill_in
 TINY_ARCH = dict(_delete_=True, dims=(16, 32, 64, 128), blocks=(1, 2, 2, 1))
 # the block table of the RepViT reference fixtures
 TINY_REPVIT = dict(_delete_=True, dims=(16, 32, 64, 128), se=('10', '01', '010', '01'))
-FAMILY_CONFIGS = sorted(p for family in ('repmobile', 'repvit')
+REPNEXT_DIGITS = osp.join(CONFIG_DIR, 'repnext/repnext-m1_1xb64_digits.py')
+REPNEXT_DIGITS_DEPLOY = osp.join(CONFIG_DIR, 'repnext/deploy/repnext-m1-deploy_1xb64_digits.py')
+REPNEXT_DISTILL = osp.join(CONFIG_DIR, 'repnext/repnext-m1_8xb256-300e-distill_in1k.py')
+FAMILY_CONFIGS = sorted(p for family in ('repmobile', 'repvit', 'repnext')
                         for p in glob.glob(osp.join(CONFIG_DIR, family, '**/*.py'),
                                            recursive=True))
 REPVIT_VARIANTS = ('m0.6', 'm0.9', 'm1.0', 'm1.1', 'm1.5', 'm2.3', 'm1', 'm2', 'm3')
+REPNEXT_VARIANTS = ('m0', 'm1', 'm2', 'm3', 'm4', 'm5')
+# (family, variant) of every published classification config
+PUBLISHED_VARIANTS = [('repvit', v) for v in REPVIT_VARIANTS] + \
+    [('repnext', v) for v in REPNEXT_VARIANTS]
 
 
-def test_every_repvit_variant_has_its_configs():
-    for variant in REPVIT_VARIANTS:
-        for suffix in ('', '-distill'):
-            names = (f'repvit/repvit-{variant}_8xb256-300e{suffix}_in1k.py',
-                     f'repvit/deploy/repvit-{variant}-deploy_8xb256-300e{suffix}_in1k.py')
-            for name in names:
-                assert osp.join(CONFIG_DIR, name) in FAMILY_CONFIGS, name
+@pytest.mark.parametrize('family,variant', PUBLISHED_VARIANTS)
+def test_every_variant_has_its_configs(family, variant):
+    for suffix in ('', '-distill'):
+        names = (f'{family}/{family}-{variant}_8xb256-300e{suffix}_in1k.py',
+                 f'{family}/deploy/{family}-{variant}-deploy_8xb256-300e{suffix}_in1k.py')
+        for name in names:
+            assert osp.join(CONFIG_DIR, name) in FAMILY_CONFIGS, name
 
 
 @pytest.mark.parametrize('path', FAMILY_CONFIGS, ids=lambda p: osp.relpath(p, CONFIG_DIR))
@@ -64,10 +71,14 @@ def test_every_config_loads_and_builds(path):
         model.load_state_dict(fused.state_dict(), strict=True)
 
 
-def test_repvit_recipe_matches_the_published_one():
-    """shared/specs/repvit.md: Published training recipes, classification."""
-    for variant in REPVIT_VARIANTS:
-        cfg = load_config(osp.join(CONFIG_DIR, f'repvit/repvit-{variant}_8xb256-300e_in1k.py'))
+@pytest.mark.parametrize('family', ['repvit', 'repnext'])
+def test_repvit_and_repnext_recipes_match_the_published_one(family):
+    """shared/specs/repvit.md: Published training recipes, classification (RepNeXt's is
+    the same, shared/specs/repnext.md)."""
+    variants = REPVIT_VARIANTS if family == 'repvit' else REPNEXT_VARIANTS
+    for variant in variants:
+        cfg = load_config(osp.join(CONFIG_DIR,
+                                   f'{family}/{family}-{variant}_8xb256-300e_in1k.py'))
         assert cfg.model.backbone.arch.replace('_', '.') == variant
         # AdamW, 1e-3 per 512 images at 8 x 256, weight decay 0.025, AGC 0.02
         optim = cfg.optim_wrapper
@@ -101,7 +112,7 @@ def test_repvit_recipe_matches_the_published_one():
         assert test_steps['ResizeEdge'].scale == 256
         assert test_steps['ResizeEdge'].interpolation == 'bicubic'
         assert test_steps['CenterCrop'].crop_size == 224
-    distill = load_config(REPVIT_DISTILL)
+    distill = load_config(REPVIT_DISTILL if family == 'repvit' else REPNEXT_DISTILL)
     assert distill.model.teacher.model_name == 'regnety_160'
     assert distill.model.head.distill_alpha == 0.5
 
@@ -161,13 +172,20 @@ def trained_repvit(tmp_path_factory):
     return train_digits(tmp_path_factory, REPVIT_DIGITS)
 
 
+@pytest.fixture(scope='module')
+def trained_repnext(tmp_path_factory):
+    return train_digits(tmp_path_factory, REPNEXT_DIGITS)
+
+
 # (fixture of the training run, training config, deploy twin) per family
 DIGITS_RUNS = [('trained', DIGITS, DIGITS_DEPLOY),
-               ('trained_repvit', REPVIT_DIGITS, REPVIT_DIGITS_DEPLOY)]
+               ('trained_repvit', REPVIT_DIGITS, REPVIT_DIGITS_DEPLOY),
+               ('trained_repnext', REPNEXT_DIGITS, REPNEXT_DIGITS_DEPLOY)]
+FAMILIES = ['repmobile', 'repvit', 'repnext']
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('run,config,deploy_config', DIGITS_RUNS, ids=['repmobile', 'repvit'])
+@pytest.mark.parametrize('run,config,deploy_config', DIGITS_RUNS, ids=FAMILIES)
 def test_train_then_test(request, run, config, deploy_config):
     trained = request.getfixturevalue(run)
     out = str(trained['tmp'] / 'metrics.json')
@@ -192,7 +210,7 @@ def test_resume_loads_mmengine_checkpoints_safely(trained):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('run,config,deploy_config', DIGITS_RUNS, ids=['repmobile', 'repvit'])
+@pytest.mark.parametrize('run,config,deploy_config', DIGITS_RUNS, ids=FAMILIES)
 def test_fuse_round_trip(request, run, config, deploy_config):
     trained = request.getfixturevalue(run)
     fused_path = str(trained['tmp'] / 'fused.pth')
@@ -266,6 +284,26 @@ def test_converter_reproduces_published_repvit_logits(reference, tmp_path, name,
             with torch.no_grad():
                 pooled = model.extract_feat(arrays[f'input{i}'])[-1]
                 assert torch.equal(logits, model.head.classifier(pooled))
+
+
+def test_converter_reproduces_published_repnext_logits(reference, tmp_path):
+    state_dict, arrays = reference('repnext_tiny_distill')
+    published = str(tmp_path / 'published.pth')
+    torch.save({'model': state_dict}, published)
+    converted = str(tmp_path / 'converted.pth')
+    result = check_tool('tools/model_converters/convert_official.py', published, converted)
+    assert "arch={'dims': (16, 32, 64, 128), 'depths': (1, 1, 2, 1)}" in result.stdout
+    cfg = load_config(REPNEXT_DISTILL, {
+        'model.backbone.arch': dict(_delete_=True, dims=(16, 32, 64, 128), depths=(1, 1, 2, 1)),
+        'model.head.in_channels': 128, 'model.head.num_classes': 10})
+    model = build_model(cfg).eval()
+    model.load_state_dict(read_state_dict(converted), strict=True)
+    for i in range(2):
+        with torch.no_grad():
+            logits = model(arrays[f'input{i}'], mode='tensor')
+        assert_close_to_max(logits, arrays[f'output{i}'], 1e-4, f'output{i}')
+    again = run_tool('tools/model_converters/convert_official.py', published, converted)
+    assert again.returncode != 0 and 'exists' in again.stderr and 'Traceback' not in again.stderr
 
 
 @pytest.mark.parametrize('timm_name,config', [

@@ -14,9 +14,11 @@ from tests.helpers import ROOT, assert_close_to_max, check_tool, run_tool
 
 DIGITS = osp.join(ROOT, 'classification/configs/repmobile/repmobile-s_1xb64_digits.py')
 REPVIT_DIGITS = osp.join(ROOT, 'classification/configs/repvit/repvit-m0.9_1xb64_digits.py')
+REPNEXT_DIGITS = osp.join(ROOT, 'classification/configs/repnext/repnext-m1_1xb64_digits.py')
 
 
-@pytest.fixture(scope='module', params=[DIGITS, REPVIT_DIGITS], ids=['repmobile', 'repvit'])
+@pytest.fixture(scope='module', params=[DIGITS, REPVIT_DIGITS, REPNEXT_DIGITS],
+                ids=['repmobile', 'repvit', 'repnext'])
 def trained_like_checkpoint(request, tmp_path_factory):
     """A training-form classifier checkpoint with trained-like BatchNorm statistics."""
     config = request.param

@@ -10,14 +10,15 @@ from torch.nn.modules.batchnorm import _BatchNorm
 import repmobile_mm  # noqa: F401
 from repmobile_mm.engine.model_io import build_model, read_state_dict
 from repmobile_mm.engine.runner import load_config
-from repmobile_mm.models import reparameterize_model
+from repmobile_mm.models import RepNeXt, reparameterize_model
 from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import ROOT, check_tool
 
 CONFIG_DIR = osp.join(ROOT, 'detection/configs')
 SHAPES = osp.join(CONFIG_DIR, 'repmobile/mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py')
 REPVIT_SHAPES = osp.join(CONFIG_DIR, 'repvit/mask-rcnn_repvit-m0.9_fpn_1xb8-900i_shapes.py')
-FAMILY_CONFIGS = sorted(p for family in ('repmobile', 'repvit')
+REPNEXT_SHAPES = osp.join(CONFIG_DIR, 'repnext/mask-rcnn_repnext-m1_fpn_1xb8-900i_shapes.py')
+FAMILY_CONFIGS = sorted(p for family in ('repmobile', 'repvit', 'repnext')
                         for p in glob.glob(osp.join(CONFIG_DIR, family, '**/*.py'),
                                            recursive=True))
 # shared/specs/repvit.md: the published Mask R-CNN taps, indices into `features`
@@ -72,6 +73,21 @@ def test_repvit_coco_configs_follow_the_published_recipe(variant):
     assert ('450e' in backbone.init_cfg['checkpoint']) == (variant == 'm2.3')
 
 
+@pytest.mark.parametrize('variant', ['m3', 'm4', 'm5'])
+def test_repnext_coco_configs_follow_the_published_recipe(variant):
+    """shared/specs/repnext.md: stage outputs, BatchNorms training (SyncBN), RepViT's optimizer."""
+    cfg = load_config(osp.join(CONFIG_DIR, f'repnext/mask-rcnn_repnext-{variant}_fpn_1x_coco.py'))
+    backbone = build_model(cfg).backbone
+    assert backbone.arch == RepNeXt.arch_settings[variant] and backbone.out_indices == (0, 1, 2, 3)
+    assert not backbone.norm_eval and backbone.norm_cfg['type'] == 'SyncBN'
+    optim = cfg.optim_wrapper.optimizer
+    assert (optim.type, optim.lr, optim.weight_decay) == ('AdamW', 2e-4, 0.05)
+    assert cfg.optim_wrapper.get('clip_grad') is None
+    warmup, steps = cfg.param_scheduler
+    assert (warmup.start_factor, warmup.end, steps.milestones) == (1e-6, 500, [8, 11])
+    assert cfg.train_cfg.max_epochs == 12 and cfg.train_dataloader.batch_size == 2
+
+
 def train_shapes(tmp_path_factory, config):
     """A tiny generated shapes set and two training iterations of ``config`` on it."""
     from tools.dataset_converters.make_shapes import make_shapes
@@ -101,9 +117,17 @@ def shapes_repvit(tmp_path_factory):
     return train_shapes(tmp_path_factory, REPVIT_SHAPES)
 
 
+@pytest.fixture(scope='module')
+def shapes_repnext(tmp_path_factory):
+    return train_shapes(tmp_path_factory, REPNEXT_SHAPES)
+
+
+SHAPES_RUNS = [('shapes', SHAPES), ('shapes_repvit', REPVIT_SHAPES),
+               ('shapes_repnext', REPNEXT_SHAPES)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize('run,config', [('shapes', SHAPES), ('shapes_repvit', REPVIT_SHAPES)],
-                         ids=['repmobile', 'repvit'])
+@pytest.mark.parametrize('run,config', SHAPES_RUNS, ids=['repmobile', 'repvit', 'repnext'])
 def test_train_then_test(request, run, config):
     shapes = request.getfixturevalue(run)
     out = str(shapes['tmp'] / 'metrics.json')
@@ -146,8 +170,9 @@ def test_fuse_tool_round_trip_for_detectors(request, run, config):
     result = check_tool('tools/reparameterize_model.py', config, shapes['checkpoint'],
                         fused_path, *shapes['options'])
     assert 'outputs differ by at most' in result.stdout
-    deploy_config = config.replace('/repmobile/', '/repmobile/deploy/').replace(
-        '/repvit/', '/repvit/deploy/').replace('_fpn_', '-deploy_fpn_')
+    folder = osp.dirname(config)
+    deploy_config = osp.join(folder, 'deploy',
+                             osp.basename(config).replace('_fpn_', '-deploy_fpn_'))
     build_model(load_config(deploy_config)).load_state_dict(read_state_dict(fused_path),
                                                              strict=True)
 

@@ -17,7 +17,8 @@ from tests.helpers import ROOT, assert_close_to_max, check_tool
 CONFIG_DIR = osp.join(ROOT, 'segmentation/configs')
 SCENES = osp.join(CONFIG_DIR, 'repmobile/fpn_repmobile-s_1xb8-1000i_scenes-128x128.py')
 REPVIT_SCENES = osp.join(CONFIG_DIR, 'repvit/fpn_repvit-m0.9_1xb8-1000i_scenes-128x128.py')
-FAMILY_CONFIGS = sorted(p for family in ('repmobile', 'repvit')
+REPNEXT_SCENES = osp.join(CONFIG_DIR, 'repnext/fpn_repnext-m1_1xb8-1000i_scenes-128x128.py')
+FAMILY_CONFIGS = sorted(p for family in ('repmobile', 'repvit', 'repnext')
                         for p in glob.glob(osp.join(CONFIG_DIR, family, '**/*.py'),
                                            recursive=True))
 
@@ -38,9 +39,20 @@ def test_every_config_loads_and_builds(path):
         assert cfg.optim_wrapper.get('clip_grad') is None
         assert cfg.param_scheduler[0].begin == 0 and len(cfg.param_scheduler) == 1
         assert cfg.train_dataloader.batch_size == 4 and cfg.train_cfg.val_interval == 4000
+    if '/repnext/' in path and 'ade20k' in path:  # shared/specs/repnext.md
+        assert model.backbone.out_indices == (0, 1, 2, 3) and not model.backbone.norm_eval
+        optim = cfg.optim_wrapper
+        assert (optim.optimizer.lr, optim.optimizer.weight_decay) == (1e-4, 0.05)
+        assert optim.get('clip_grad') is None
+        poly, = cfg.param_scheduler
+        assert (poly.type, poly.power, poly.eta_min, poly.begin, poly.end) == \
+            ('PolyLR', 0.9, 1e-6, 0, 80000)
+        assert cfg.train_cfg.max_iters == 80000 and cfg.train_cfg.val_interval == 8000
+        assert cfg.train_dataloader.batch_size == 4
     assert any(t.type == 'ResizeToMultiple' for t in cfg.test_dataloader.dataset.pipeline)
     if 'ade20k' in path:
         assert model.decode_head.num_classes == 150
+    if 'ade20k' in path and '/repnext/' not in path:  # RepMobile's and RepViT's recipe
         assert cfg.optim_wrapper.optimizer.lr == 2e-4
         assert cfg.optim_wrapper.optimizer.weight_decay == 1e-4
         assert cfg.param_scheduler[0].type == 'PolyLR' and cfg.param_scheduler[0].eta_min == 1e-6
@@ -73,9 +85,17 @@ def scenes_repvit(tmp_path_factory):
     return train_scenes(tmp_path_factory, REPVIT_SCENES)
 
 
+@pytest.fixture(scope='module')
+def scenes_repnext(tmp_path_factory):
+    return train_scenes(tmp_path_factory, REPNEXT_SCENES)
+
+
+SCENES_RUNS = [('scenes', SCENES), ('scenes_repvit', REPVIT_SCENES),
+               ('scenes_repnext', REPNEXT_SCENES)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize('run,config', [('scenes', SCENES), ('scenes_repvit', REPVIT_SCENES)],
-                         ids=['repmobile', 'repvit'])
+@pytest.mark.parametrize('run,config', SCENES_RUNS, ids=['repmobile', 'repvit', 'repnext'])
 def test_train_then_test(request, run, config):
     scenes = request.getfixturevalue(run)
     out = str(scenes['tmp'] / 'metrics.json')
@@ -85,7 +105,8 @@ def test_train_then_test(request, run, config):
         assert 0 <= json.load(f)['mIoU'] <= 100
 
 
-@pytest.mark.parametrize('config', [SCENES, REPVIT_SCENES], ids=['repmobile', 'repvit'])
+@pytest.mark.parametrize('config', [SCENES, REPVIT_SCENES, REPNEXT_SCENES],
+                         ids=['repmobile', 'repvit', 'repnext'])
 @pytest.mark.parametrize('size', [(64, 64), (45, 37)])
 def test_fused_segmentor_logits_are_exact(size, config):
     """float64, randomized BN, an input whose sides are not multiples of 32 as well."""

@@ -1,10 +1,10 @@
 """`make demo`: the journeys of the suite on this machine (2 CPU cores are enough).
 
-1. Backbones: build RepMobile S, M and L and RepViT-M0.9, fuse them, check and time
-   both forms.
+1. Backbones: build RepMobile-S, RepViT-M0.9 and RepNeXt-M1 (``--backbones`` adds
+   RepMobile-M and -L), fuse them, check and time both forms.
 2. Each task on data made or shipped here: classification on scikit-learn's
-   handwritten digits (RepMobile-S and RepViT-M0.9), Mask R-CNN on generated shapes
-   (COCO format), Semantic FPN on generated scenes (ADE20K layout), with RepMobile-S.
+   handwritten digits (one run per family), Mask R-CNN on generated shapes (COCO
+   format) and Semantic FPN on generated scenes (ADE20K layout) with RepMobile-S.
    For each: write the data if missing, train
    with tools/train.py, test with tools/test.py, fuse with
    tools/reparameterize_model.py, test the fused checkpoint with the deploy twin of
@@ -27,7 +27,7 @@ import torch
 from repmobile_mm.engine.model_io import (build_model, comparable_outputs, fused_copy,
                                           load_weights, read_state_dict)
 from repmobile_mm.engine.runner import load_config
-from repmobile_mm.models import RepMobileNet, RepViTNet
+from repmobile_mm.models import RepMobileNet, RepNeXtNet, RepViTNet
 from repmobile_mm.utils import (count_macs, count_params, interleaved_latency,
                                 randomize_batchnorm)
 
@@ -59,6 +59,12 @@ TASKS = {
         'classification/configs/repvit/deploy/repvit-m0.9-deploy_1xb64_digits.py',
         'epoch_12.pth', 'data/digits/val', ('tools/dataset_converters/export_digits.py',),
         {'accuracy/top1': 'top-1 %'}, (32, 32)),
+    'classification-repnext': Task(
+        'Classification: RepNeXt-M1 on scikit-learn digits (the same data and schedule)',
+        'classification/configs/repnext/repnext-m1_1xb64_digits.py',
+        'classification/configs/repnext/deploy/repnext-m1-deploy_1xb64_digits.py',
+        'epoch_12.pth', 'data/digits/val', ('tools/dataset_converters/export_digits.py',),
+        {'accuracy/top1': 'top-1 %'}, (32, 32)),
     'detection': Task(
         'Detection + instance segmentation: Mask R-CNN RepMobile-S on generated shapes',
         'detection/configs/repmobile/mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py',
@@ -80,7 +86,9 @@ BACKBONES = {
     'RepMobile-M': partial(RepMobileNet, 'M'),
     'RepMobile-L': partial(RepMobileNet, 'L'),
     'RepViT-M0.9': partial(RepViTNet, 'm0_9'),
+    'RepNeXt-M1': partial(RepNeXtNet, 'm1'),
 }
+DEFAULT_BACKBONES = ['RepMobile-S', 'RepViT-M0.9', 'RepNeXt-M1']
 
 
 def max_relative_difference(model, dtype):
@@ -179,8 +187,8 @@ def task_demo(task: Task, work_dir: str):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('--backbones', nargs='+', default=list(BACKBONES), choices=list(BACKBONES),
-                        help='rows of the backbone table')
+    parser.add_argument('--backbones', nargs='+', default=DEFAULT_BACKBONES,
+                        choices=list(BACKBONES), help='rows of the backbone table')
     parser.add_argument('--repeats', type=int, default=30, help='timed calls per form')
     parser.add_argument('--tasks', nargs='*', default=list(TASKS), choices=list(TASKS),
                         help='task journeys to run after the backbone table')

@@ -5,6 +5,8 @@
 Detects what SRC holds and says which config to use:
 - published RepMobile (``model``: ``stem.*``, ``layer0-3.*``, ``head.*``, ``classifier.*``);
 - published RepViT of either release (``model``: ``features.*``, ``classifier.*``);
+- published RepNeXt (``model``: ``stem.stem.*``, ``stages.*``, ``head.*``; always with the
+  distillation head ``head.head_dist``);
 - timm's RepViT weights (``stem.*``, ``stages.*``, ``head.*``; a ``.pth`` of
   ``timm.create_model('repvit_m0_9').state_dict()``, or timm's ``.safetensors``),
   timm's ``repvit_m1/m2/m3`` being the first release;
@@ -17,12 +19,15 @@ from typing import Dict
 
 import torch
 
+from repmobile_mm.models.backbones.repnext import RepNeXt
 from repmobile_mm.models.backbones.repvit import RepViT
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 REPMOBILE_PREFIXES = (('stem.', 'backbone.stem.'), ('layer', 'backbone.layer'),
                       ('head.', 'neck.'), ('classifier.', 'head.'))
 REPVIT_PREFIXES = (('features.', 'backbone.features.'), ('classifier.', 'head.'))
+REPNEXT_PREFIXES = (('stem.', 'backbone.stem.'), ('stages.', 'backbone.stages.'),
+                    ('head.', 'head.'))
 
 
 def rename(state_dict: Dict[str, torch.Tensor], prefixes, what: str) -> dict:
@@ -96,6 +101,18 @@ def repvit_arch(state_dict: dict) -> str:
     return str(table)
 
 
+def repnext_arch(state_dict: dict) -> str:
+    """The arch name of a published RepNeXt state dict, or its dims and depths."""
+    dims = tuple(state_dict[f'stages.{i}.blocks.0.norm.weight'].shape[0] for i in range(4))
+    depths = tuple(len({k.split('.')[3] for k in state_dict
+                        if k.startswith(f'stages.{i}.blocks.')}) for i in range(4))
+    table = dict(dims=dims, depths=depths)
+    for name, settings in RepNeXt.arch_settings.items():
+        if settings == table:
+            return name
+    return str(table)
+
+
 def read_checkpoint(path: str) -> dict:
     if not osp.isfile(path):
         raise SystemExit(f'checkpoint not found: {path}')
@@ -117,6 +134,12 @@ def convert(source: dict):
     distill = any(k.startswith(('classifier.classifier_dist.', 'classifier_dist.',
                                 'head.head_dist.')) for k in source)
     suffix = '-distill' if distill else ''
+    if 'stem.stem.0.conv.weight' in source:
+        arch = repnext_arch(source)
+        config = (f'classification/configs/repnext/repnext-{arch}_8xb256-300e{suffix}_in1k.py'
+                  if arch in RepNeXt.arch_settings else
+                  f'a RepNeXt config with backbone arch={arch}')
+        return rename(source, REPNEXT_PREFIXES, 'published RepNeXt classifier'), config
     if any(k.startswith('stages.') for k in source):
         source = timm_repvit_to_published(source)
     if any(k.startswith('features.') for k in source):

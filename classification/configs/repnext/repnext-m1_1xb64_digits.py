@@ -1,0 +1,7 @@
+# RepNeXt-M1 on scikit-learn's handwritten digits (tools/dataset_converters/export_digits.py):
+# the RepMobile digits run (same data, schedule and optimizer) with the RepNeXt model.
+_base_ = [
+    '../../../configs/_base_/models/repnext-m1_in1k.py',
+    '../_base_/digits_1xb64.py',
+]
+model = dict(head=dict(num_classes=10, topk=(1, )))
