@@ -4,11 +4,10 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.model.utils import revert_sync_batchnorm
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from repmobile_mm.models import RepVGGDW, RepViT, RepViTNet, reparameterize_model
+from repmobile_mm.models import RepVGGDW, RepViT, RepViTNet
 from repmobile_mm.models.backbones.repvit import FIRST_RELEASE_ARCHS, LATER_RELEASE_ARCHS
 from repmobile_mm.utils import count_params, randomize_batchnorm
 from tests.conftest import REFERENCE_DIR
