@@ -2,11 +2,9 @@ import copy
 
 import pytest
 import torch
-from mmengine.model.utils import revert_sync_batchnorm
-from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from repmobile_mm.models import RepMobile, RepMobileBlock, RepMobileNet, reparameterize_model
+from repmobile_mm.models import RepMobile, RepMobileBlock, RepMobileNet
 from repmobile_mm.utils import count_macs, count_params, randomize_batchnorm
 from tests.helpers import assert_close_to_max
 
@@ -147,31 +145,6 @@ def test_deploy_flag_builds_the_fused_structure():
     assert pool.dtype == torch.float64 and torch.all(pool == 1 / 9)
 
 
-def test_switch_to_deploy_is_idempotent():
-    model = randomize_batchnorm(RepMobileNet(TINY, num_classes=5, distillation=True)).eval()
-    fused = fused_copy(model)
-    state = copy.deepcopy(fused.state_dict())
-    fused.switch_to_deploy()
-    reparameterize_model(fused)
-    assert state.keys() == fused.state_dict().keys()
-    assert all(torch.equal(v, fused.state_dict()[k]) for k, v in state.items())
-
-
-@pytest.mark.parametrize('norm', ['SyncBN', 'BNXd'])
-def test_switch_to_deploy_accepts_any_batchnorm_class(norm):
-    model = RepMobile(TINY, norm_cfg=dict(type='SyncBN'))
-    if norm == 'BNXd':  # what mmengine's runner turns SyncBN into when not distributed
-        model = revert_sync_batchnorm(model)
-        assert type(model.stem[1]).__name__ == '_BatchNormXd'
-    model = randomize_batchnorm(model).double().eval()
-    reference = revert_sync_batchnorm(copy.deepcopy(model))
-    fused = fused_copy(model)
-    x = torch.randn(2, 3, 37, 41, dtype=torch.float64)
-    with torch.no_grad():
-        for a, b in zip(reference(x), fused(x)):
-            assert_close_to_max(b, a, 1e-8)
-
-
 def test_head_deploy_form_merges_both_mlps_exactly():
     model = randomize_batchnorm(RepMobileNet(TINY, num_classes=7, distillation=True),
                                 seed=4).double().eval()
@@ -235,19 +208,3 @@ def test_bad_arguments_are_named(kwargs, match):
 def test_wrong_input_channels_are_named():
     with pytest.raises(ValueError, match=r'expects images of shape \(N, 3, H, W\); got .*\(1, 1, 32, 32\)'):
         RepMobile(TINY)(torch.randn(1, 1, 32, 32))
-
-
-def test_checkpoint_of_the_other_form_gets_a_clear_message():
-    model = RepMobileNet(TINY, num_classes=3).eval()
-    fused = fused_copy(model)
-    with pytest.raises(RuntimeError, match='fused deploy form .* deploy config'):
-        RepMobileNet(TINY, num_classes=3).load_state_dict(fused.state_dict())
-    with pytest.raises(RuntimeError, match='training form .* tools/reparameterize_model.py'):
-        RepMobileNet(TINY, num_classes=3, deploy=True).load_state_dict(model.state_dict())
-    # also through mmengine's loader (non-strict, prefixed, as in init_cfg Pretrained)
-    from mmengine.runner.checkpoint import load_state_dict
-    wrapper = nn.Module()
-    wrapper.backbone = RepMobile(TINY, deploy=True)
-    prefixed = {f'backbone.{k}': v for k, v in RepMobile(TINY).state_dict().items()}
-    with pytest.raises(RuntimeError, match=r"'backbone.stem.1.running_mean'"):
-        load_state_dict(wrapper, prefixed, strict=False)
