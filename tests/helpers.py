@@ -23,3 +23,8 @@ def assert_close_to_max(actual, expected, rtol, what=''):
     err = (actual.double() - expected.double()).abs().max().item()
     scale = expected.double().abs().max().item()
     assert err <= rtol * scale, f'{what}: max diff {err:.3g} > {rtol:g} * {scale:.3g}'
+
+
+def training_twin(deploy_config):
+    """The training config that a config under deploy/ is the fused form of."""
+    return deploy_config.replace('/deploy/', '/').replace('-deploy_', '_')

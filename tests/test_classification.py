@@ -15,7 +15,7 @@ import repmobile_mm  # noqa: F401
 from repmobile_mm.engine.model_io import build_model, read_state_dict
 from repmobile_mm.engine.runner import load_config
 from repmobile_mm.models import reparameterize_model
-from tests.helpers import ROOT, assert_close_to_max, check_tool, run_tool
+from tests.helpers import ROOT, assert_close_to_max, check_tool, run_tool, training_twin
 
 CONFIG_DIR = osp.join(ROOT, 'classification/configs')
 DIGITS = osp.join(CONFIG_DIR, 'repmobile/repmobile-s_1xb64_digits.py')
@@ -64,7 +64,7 @@ def test_every_config_loads_and_builds(path):
     if '-distill' in path and '/deploy/' not in path:
         assert model.teacher is not None and model.head.distillation
     if '/deploy/' in path:
-        training_path = path.replace('/deploy/', '/').replace('-deploy_', '_')
+        training_path = training_twin(path)
         assert training_path in FAMILY_CONFIGS  # every deploy config twins a training one
         training = build_model(load_config(training_path))
         fused = reparameterize_model(copy.deepcopy(training).eval())

@@ -12,7 +12,7 @@ from repmobile_mm.engine.model_io import build_model, read_state_dict
 from repmobile_mm.engine.runner import load_config
 from repmobile_mm.models import RepNeXt, reparameterize_model
 from repmobile_mm.utils import randomize_batchnorm
-from tests.helpers import ROOT, check_tool
+from tests.helpers import ROOT, check_tool, training_twin
 
 CONFIG_DIR = osp.join(ROOT, 'detection/configs')
 SHAPES = osp.join(CONFIG_DIR, 'repmobile/mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py')
@@ -44,7 +44,7 @@ def test_every_config_loads_and_builds(path):
         else:
             assert init.type == 'Pretrained' and init.prefix == 'backbone.'
     if '/deploy/' in path:  # a fused training model loads strictly into its deploy twin
-        training_path = path.replace('/deploy/', '/').replace('-deploy_', '_')
+        training_path = training_twin(path)
         training = build_model(load_config(training_path)).eval()
         model.load_state_dict(reparameterize_model(training).state_dict(), strict=True)
 

@@ -12,7 +12,7 @@ from repmobile_mm.engine.model_io import build_model, read_state_dict
 from repmobile_mm.engine.runner import load_config
 from repmobile_mm.models import reparameterize_model
 from repmobile_mm.utils import randomize_batchnorm
-from tests.helpers import ROOT, assert_close_to_max, check_tool
+from tests.helpers import ROOT, assert_close_to_max, check_tool, training_twin
 
 CONFIG_DIR = osp.join(ROOT, 'segmentation/configs')
 SCENES = osp.join(CONFIG_DIR, 'repmobile/fpn_repmobile-s_1xb8-1000i_scenes-128x128.py')
@@ -31,7 +31,7 @@ def test_every_config_loads_and_builds(path):
     assert model.backbone.deploy == ('/deploy/' in path)
     assert model.neck.in_channels == model.backbone.out_channels
     if '/deploy/' in path:  # a fused training model loads strictly into its deploy twin
-        training_path = path.replace('/deploy/', '/').replace('-deploy_', '_')
+        training_path = training_twin(path)
         training = build_model(load_config(training_path)).eval()
         model.load_state_dict(reparameterize_model(training).state_dict(), strict=True)
     if '/repvit/' in path and 'ade20k' in path:  # shared/specs/repvit.md

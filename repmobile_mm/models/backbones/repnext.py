@@ -77,9 +77,7 @@ class RepDWConvS(nn.Module):
         if self.stride == 1:
             for conv in (self.conv_3_w, self.conv_3_h):
                 w, b = conv_params64(conv)
-                weight = weight + nn.functional.pad(
-                    w, [(3 - w.shape[-1]) // 2] * 2 + [(3 - w.shape[-2]) // 2] * 2)
-                bias = bias + b
+                weight, bias = weight + pad_to_kernel(w, 3), bias + b
         else:
             weight = weight + serial_kernel(self.conv_3_w, self.conv_3_h)
         return fused_layer_like(self.conv_3_3, weight, bias)
@@ -109,9 +107,7 @@ class RepDWConvM(nn.Module):
         weight, bias = conv_params64(self.conv_7_7)
         for conv in (self.conv_5_3, self.conv_3_5):
             w, b = conv_params64(conv)
-            weight = weight + nn.functional.pad(
-                w, [(7 - w.shape[-1]) // 2] * 2 + [(7 - w.shape[-2]) // 2] * 2)
-            bias = bias + b
+            weight, bias = weight + pad_to_kernel(w, 7), bias + b
         weight = weight + serial_kernel(self.conv_7_w, self.conv_7_h)
         weight = weight + pad_to_kernel(serial_kernel(self.conv_5_w, self.conv_5_h), 7)
         return fused_layer_like(self.conv_7_7, weight, bias)
@@ -142,7 +138,7 @@ class ChunkConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.chunk
         if self.deploy:
-            weight = torch.cat([F.pad(self.conv_s.weight, [2, 2, 2, 2]), self.conv_m.weight])
+            weight = torch.cat([pad_to_kernel(self.conv_s.weight, 7), self.conv_m.weight])
             bias = torch.cat([self.conv_s.bias, self.conv_m.bias])
             middle = F.conv2d(x[:, c:3 * c], weight, bias, padding=3, groups=2 * c)
         else:

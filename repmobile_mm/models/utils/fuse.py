@@ -79,9 +79,11 @@ def fuse_conv_bn_in_sequential(seq: nn.Sequential, index: int = 0) -> None:
 
 
 def pad_to_kernel(weight: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    """A 1x1 kernel as the centre tap of a ``kernel_size`` kernel (same output, same padding)."""
-    pad = (kernel_size - weight.shape[-1]) // 2
-    return torch.nn.functional.pad(weight, [pad] * 4)
+    """A kh x kw kernel (1x1, 1x3, 5x3, ...) as the centre taps of a square
+    ``kernel_size`` kernel: the same output with that kernel's 'same' padding."""
+    pad_h = (kernel_size - weight.shape[-2]) // 2
+    pad_w = (kernel_size - weight.shape[-1]) // 2
+    return torch.nn.functional.pad(weight, [pad_w, pad_w, pad_h, pad_h])
 
 
 def add_depthwise_identity(weight: torch.Tensor) -> torch.Tensor:
