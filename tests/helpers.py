@@ -1,21 +1,42 @@
-"""Assertions and tool runners shared by the tests."""
+"""Assertions, tool runners and tiny data shared by the tests."""
+import os
 import os.path as osp
 import subprocess
 import sys
 
+import numpy as np
+import torch
+from PIL import Image
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def run_tool(*args):
-    """Run a repository tool as a user would, from the repository root."""
-    return subprocess.run([sys.executable, '-W', 'ignore', *args], cwd=ROOT,
-                          capture_output=True, text=True)
+def run_tool(*args, timeout=900, env=None):
+    """Run a repository tool as a user would, from the repository root (``.sh`` tools
+    with bash and this interpreter as ``PYTHON``); a tool still running after
+    ``timeout`` seconds fails the test (subprocess.TimeoutExpired)."""
+    if args[0].endswith('.sh'):
+        command = ['bash', *args]
+        env = dict(os.environ if env is None else env, PYTHON=sys.executable,
+                   PYTHONWARNINGS='ignore')
+    else:
+        command = [sys.executable, '-W', 'ignore', *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=env)
 
 
-def check_tool(*args):
-    result = run_tool(*args)
+def check_tool(*args, timeout=900, env=None):
+    result = run_tool(*args, timeout=timeout, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
+
+
+def paired(first, second):
+    """``zip`` of two result lists that fails when they are empty or of unequal length
+    (a plain ``zip`` would pass over nothing)."""
+    first, second = list(first), list(second)
+    assert len(first) == len(second) > 0, f'{len(first)} results against {len(second)}'
+    return list(zip(first, second))
 
 
 def assert_close_to_max(actual, expected, rtol, what=''):
@@ -28,3 +49,28 @@ def assert_close_to_max(actual, expected, rtol, what=''):
 def training_twin(deploy_config):
     """The training config that a config under deploy/ is the fused form of."""
     return deploy_config.replace('/deploy/', '/').replace('-deploy_', '_')
+
+
+def fuse_with_tool(config, model, folder, monkeypatch):
+    """Save ``model`` (built from the training ``config``) and fuse it with
+    tools/reparameterize_model.py, in this process (a check input of 64x64); returns the
+    fused checkpoint's path, for the config's deploy twin."""
+    from tools import reparameterize_model
+    src, dst = osp.join(folder, 'trained.pth'), osp.join(folder, 'fused.pth')
+    torch.save({'state_dict': model.state_dict()}, src)
+    monkeypatch.setattr(sys, 'argv', ['reparameterize_model.py', config, src, dst,
+                                      '--shape', '64', '64'])
+    reparameterize_model.main()
+    return dst
+
+
+def make_folder_dataset(root, per_class=4, classes=3, size=32):
+    """A tiny CustomDataset folder of random images."""
+    rng = np.random.default_rng(0)
+    for split in ('train', 'val'):
+        for c in range(classes):
+            folder = osp.join(root, split, str(c))
+            os.makedirs(folder, exist_ok=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(osp.join(folder, f'{i}.png'))

@@ -2,20 +2,19 @@
 import copy
 import glob
 import json
-import os
 import os.path as osp
+import pickle
 import shutil
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import repmobile_mm  # noqa: F401
 from repmobile_mm.engine.model_io import build_model, read_state_dict
 from repmobile_mm.engine.runner import load_config
-from repmobile_mm.models import reparameterize_model
-from tests.helpers import ROOT, assert_close_to_max, check_tool, run_tool, training_twin
+from tests.helpers import (ROOT, assert_close_to_max, check_tool, fuse_with_tool,
+                           make_folder_dataset, paired, run_tool, training_twin)
 
 CONFIG_DIR = osp.join(ROOT, 'classification/configs')
 DIGITS = osp.join(CONFIG_DIR, 'repmobile/repmobile-s_1xb64_digits.py')
@@ -51,7 +50,7 @@ def test_every_variant_has_its_configs(family, variant):
 
 
 @pytest.mark.parametrize('path', FAMILY_CONFIGS, ids=lambda p: osp.relpath(p, CONFIG_DIR))
-def test_every_config_loads_and_builds(path):
+def test_every_config_loads_and_builds(path, tmp_path, monkeypatch):
     cfg = load_config(path)
     assert cfg.default_scope == 'mmpretrain'
     assert 'repmobile_mm' in cfg.custom_imports.imports
@@ -63,12 +62,12 @@ def test_every_config_loads_and_builds(path):
     assert pooled == model.backbone.dims[-1]
     if '-distill' in path and '/deploy/' not in path:
         assert model.teacher is not None and model.head.distillation
-    if '/deploy/' in path:
+    if '/deploy/' in path:  # the fuse tool's output loads strictly into the deploy twin
         training_path = training_twin(path)
         assert training_path in FAMILY_CONFIGS  # every deploy config twins a training one
         training = build_model(load_config(training_path))
-        fused = reparameterize_model(copy.deepcopy(training).eval())
-        model.load_state_dict(fused.state_dict(), strict=True)
+        fused = fuse_with_tool(training_path, training, tmp_path, monkeypatch)
+        model.load_state_dict(read_state_dict(fused), strict=True)
 
 
 @pytest.mark.parametrize('family', ['repvit', 'repnext'])
@@ -117,31 +116,48 @@ def test_repvit_and_repnext_recipes_match_the_published_one(family):
     assert distill.model.head.distill_alpha == 0.5
 
 
-def test_recipe_matches_the_published_one():
-    cfg = load_config(osp.join(CONFIG_DIR, 'repmobile/repmobile-l_4xb256-300e_in1k.py'))
-    assert cfg.optim_wrapper.type == 'AGCOptimWrapper'
-    assert cfg.optim_wrapper.agc.clip_factor == 5.0
-    assert cfg.optim_wrapper.optimizer.lr == 1e-3 and cfg.auto_scale_lr.base_batch_size == 1024
+@pytest.mark.parametrize('variant', ['s', 'm', 'l'])
+def test_repmobile_recipe_matches_the_published_one(variant):
+    """shared/specs/repmobile.md: Training recipe of the published ImageNet models."""
+    cfg = load_config(osp.join(CONFIG_DIR, f'repmobile/repmobile-{variant}_4xb256-300e_in1k.py'))
+    assert cfg.model.backbone.arch == variant.upper()
+    # AdamW 1e-3 per 1024 images (4 x 256), weight decay 0.05, AGC 5.0
+    optim = cfg.optim_wrapper
+    assert optim.type == 'AGCOptimWrapper' and optim.agc.clip_factor == 5.0
+    assert optim.optimizer.type == 'AdamW' and optim.optimizer.weight_decay == 0.05
+    assert optim.optimizer.lr == 1e-3 and cfg.auto_scale_lr.base_batch_size == 1024
     assert cfg.train_dataloader.batch_size == 256 and cfg.val_dataloader.batch_size == 384
-    assert cfg.train_dataloader.sampler.type == 'RepeatAugSampler'
-    randaug = [t for t in cfg.train_pipeline if t.type == 'RandAugment'][0]
+    # 5 warm-up epochs from 1e-6, cosine to 1e-5, 300 epochs, no EMA
+    warmup, cosine = cfg.param_scheduler
+    assert warmup.type == 'LinearLR' and warmup.end == 5
+    assert warmup.start_factor * optim.optimizer.lr == pytest.approx(1e-6)
+    assert cosine.type == 'CosineAnnealingLR' and cosine.eta_min == 1e-5
+    assert cosine.end == cfg.train_cfg.max_epochs == 300
+    assert not any('EMA' in h.type for h in cfg.get('custom_hooks', []))
+    # RandAugment rand-m9-mstd0.5-inc1, bicubic, random erasing 0.25, label smoothing
+    # 0.1, repeated augmentation; Mixup 0.8 / CutMix 1.0 for L only
+    steps = {t.type: t for t in cfg.train_pipeline}
+    randaug = steps['RandAugment']
     assert (randaug.policies, randaug.magnitude_level, randaug.magnitude_std) == \
         ('timm_increasing', 9, 0.5)
-    assert [a.type for a in cfg.model.train_cfg.augments] == ['Mixup', 'CutMix']
-    s_cfg = load_config(osp.join(CONFIG_DIR, 'repmobile/repmobile-s_4xb256-300e_in1k.py'))
-    assert 'train_cfg' not in s_cfg.model  # no Mixup/CutMix below L
+    assert steps['RandomResizedCrop'].interpolation == 'bicubic'
+    assert steps['RandomErasing'].erase_prob == 0.25
+    assert 'ColorJitter' not in steps  # timm turns it off under RandAugment
+    assert cfg.model.head.loss.label_smooth_val == 0.1
+    assert cfg.train_dataloader.sampler.type == 'RepeatAugSampler'
+    augments = cfg.model.get('train_cfg', {}).get('augments', [])
+    assert [(a.type, a.alpha) for a in augments] == \
+        ([('Mixup', 0.8), ('CutMix', 1.0)] if variant == 'l' else [])
+    distill = load_config(osp.join(
+        CONFIG_DIR, f'repmobile/repmobile-{variant}_4xb256-300e-distill_in1k.py'))
+    assert distill.model.teacher.model_name == 'regnety_160'
+    assert distill.model.head.distill_alpha == 0.5
 
 
-def make_folder_dataset(root, per_class=4, classes=3, size=32):
-    """A tiny CustomDataset folder of random images."""
-    rng = np.random.default_rng(0)
-    for split in ('train', 'val'):
-        for c in range(classes):
-            folder = osp.join(root, split, str(c))
-            os.makedirs(folder, exist_ok=True)
-            for i in range(per_class):
-                pixels = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(osp.join(folder, f'{i}.png'))
+def option_dict(options):
+    """``--cfg-options`` words (after the flag) as a dict for ``Config.merge_from_dict``."""
+    pairs = (word.split('=', 1) for word in options[1:])
+    return {key: int(value) if value.isdigit() else value for key, value in pairs}
 
 
 def train_digits(tmp_path_factory, config):
@@ -187,13 +203,30 @@ FAMILIES = ['repmobile', 'repvit', 'repnext']
 @pytest.mark.slow
 @pytest.mark.parametrize('run,config,deploy_config', DIGITS_RUNS, ids=FAMILIES)
 def test_train_then_test(request, run, config, deploy_config):
+    """tools/test.py scores the checkpoint it is given: its written accuracy is that of
+    its dumped predictions, which are mmpretrain's inferencer's on the same images."""
     trained = request.getfixturevalue(run)
-    out = str(trained['tmp'] / 'metrics.json')
+    out, dump = str(trained['tmp'] / 'metrics.json'), str(trained['tmp'] / 'predictions.pkl')
     check_tool('tools/test.py', config, trained['checkpoint'], '--work-dir',
-               str(trained['tmp'] / 'test'), '--out', out, *trained['options'])
+               str(trained['tmp'] / 'test'), '--out', out, '--dump', dump, *trained['options'])
     with open(out) as f:
-        metrics = json.load(f)
-    assert 0 <= metrics['accuracy/top1'] <= 100
+        written = json.load(f)['accuracy/top1']
+    with open(dump, 'rb') as f:
+        dumped = {osp.relpath(p['img_path'], trained['data']): p for p in pickle.load(f)}
+    images = sorted(glob.glob(osp.join(trained['data'], 'val', '*', '*.png')))
+    assert sorted(dumped) == [osp.relpath(path, trained['data']) for path in images]
+    from mmpretrain.apis import ImageClassificationInferencer
+    cfg = load_config(config)
+    cfg.merge_from_dict(option_dict(trained['options']))
+    inferencer = ImageClassificationInferencer(cfg, pretrained=trained['checkpoint'],
+                                               device='cpu')
+    for path, result in paired(images, inferencer(images, batch_size=4)):
+        prediction = dumped[osp.relpath(path, trained['data'])]
+        assert_close_to_max(torch.as_tensor(result['pred_scores']),
+                            prediction['pred_score'], 1e-5, path)
+        assert prediction['gt_label'].item() == int(osp.basename(osp.dirname(path)))
+    correct = [p['pred_label'].item() == p['gt_label'].item() for p in dumped.values()]
+    assert written == pytest.approx(100 * np.mean(correct), abs=1e-4)
 
 
 @pytest.mark.slow
@@ -238,14 +271,20 @@ def test_fuse_round_trip(request, run, config, deploy_config):
     assert 'Traceback' not in again.stderr
 
 
-def test_converter_reproduces_published_logits(reference, tmp_path):
-    state_dict, arrays = reference('repmobile_tiny_distill')
+@pytest.mark.parametrize('name', ['repmobile_tiny', 'repmobile_tiny_distill'])
+def test_converter_reproduces_published_logits(reference, tmp_path, name):
+    """With and without the distillation head (detected from the keys)."""
+    state_dict, arrays = reference(name)
+    distillation = name.endswith('_distill')
     published = str(tmp_path / 'published.pth')
     torch.save({'model': state_dict}, published)
     converted = str(tmp_path / 'converted.pth')
     result = check_tool('tools/model_converters/convert_official.py', published, converted)
-    assert '-distill_in1k.py' in result.stdout
-    cfg = load_config(DISTILL_S, {'model.backbone.arch': TINY_ARCH,
+    config = DISTILL_S if distillation else DISTILL_S.replace('-distill', '')
+    assert result.stdout.strip().endswith(
+        f"a repmobile-*{config.rsplit('repmobile-s', 1)[1]} config with a custom arch "
+        '(last stage width 128)'), result.stdout
+    cfg = load_config(config, {'model.backbone.arch': TINY_ARCH,
                                   'model.neck.in_channels': 128,
                                   'model.head.num_classes': 10})
     model = build_model(cfg).eval()
@@ -410,17 +449,10 @@ def test_agc_clips_as_timm_does():
     adaptive_clip_grad(list(reference.parameters()), clip_factor=0.01)
     expected = [p.detach() - p.grad for p in reference.parameters()]
     wrapper.step()
-    for p, e in zip(model.parameters(), expected):
+    for p, e in paired(model.parameters(), expected):
         torch.testing.assert_close(p.detach(), e)
     # the clipping did something: an unclipped step would differ
-    assert any(not torch.allclose(p.grad, raw) for p, raw in zip(model.parameters(), raw_grads))
-
-
-def test_amp_switches_to_the_agc_amp_wrapper():
-    from repmobile_mm.engine.runner import enable_amp
-    cfg = load_config(osp.join(CONFIG_DIR, 'repmobile/repmobile-s_4xb256-300e_in1k.py'))
-    enable_amp(cfg)
-    assert cfg.optim_wrapper.type == 'AGCAmpOptimWrapper'
+    assert any(not torch.allclose(p.grad, raw) for p, raw in paired(model.parameters(), raw_grads))
 
 
 @pytest.mark.parametrize('args,message', [

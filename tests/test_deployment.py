@@ -85,13 +85,53 @@ def test_benchmark_train_step_times_ours_beside_the_published_structure(tmp_path
     assert all(row['images_per_s'] > 0 for row in report['results'])
 
 
-def test_published_structure_computes_what_our_training_form_does():
-    """The benchmark's baseline differs in how it computes, not in what."""
+@pytest.fixture(scope='module')
+def benchmark():
+    """tools/analysis_tools/benchmark.py as a module."""
     import importlib.util
     spec = importlib.util.spec_from_file_location(
         'benchmark', osp.join(ROOT, 'tools/analysis_tools/benchmark.py'))
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_top1_latency_figure_has_a_line_per_family_and_no_overlapping_labels(
+        benchmark, tmp_path):
+    # latencies crowded on purpose: every variant of a family within 3 ms of another
+    # family's, so labels placed at one fixed offset would collide
+    rows = []
+    for i, (family, top1) in enumerate(benchmark.PUBLISHED_TOP1.items()):
+        for j, name in enumerate(top1):
+            for form, latency in (('train', 90.0), ('fused', 20.0 + 8 * j + i)):
+                rows.append(dict(model=f'{name} ({form})', mode='eager', latency_ms=latency))
+    rows.append(dict(model='mobileone_s1 (fused)', mode='eager', latency_ms=21.0))
+    report = dict(machine='test', torch='x', dtype='fp32', size=224, date='today',
+                  results=rows)
+    path = str(tmp_path / 'top1.png')
+    figure = benchmark.plot(report, path)
+    ax = figure.axes[0]
+    assert osp.getsize(path) > 0
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert sorted(lines) == sorted(benchmark.PUBLISHED_TOP1)
+    for family, top1 in benchmark.PUBLISHED_TOP1.items():  # each line: its family's
+        assert sorted(lines[family].get_ydata()) == sorted(top1.values())  # fused models
+    labels = ax.texts
+    assert len(labels) == sum(len(t) for t in benchmark.PUBLISHED_TOP1.values())
+    renderer = figure.canvas.get_renderer()
+    boxes = [label.get_window_extent(renderer) for label in labels]
+    overlapping = [(a.get_text(), b.get_text()) for i, (a, box_a) in enumerate(zip(labels, boxes))
+                   for b, box_b in zip(labels[i + 1:], boxes[i + 1:]) if box_a.overlaps(box_b)]
+    assert not overlapping
+    frame = ax.get_window_extent(renderer)
+    outside = [label.get_text() for label, box in zip(labels, boxes)
+               if not (frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0
+                       and box.y1 <= frame.y1)]
+    assert not outside
+
+
+def test_published_structure_computes_what_our_training_form_does(benchmark):
+    """The benchmark's baseline differs in how it computes, not in what."""
     from repmobile_mm.models import RepMobileNet
     ours = randomize_batchnorm(RepMobileNet(dict(dims=(16, 32, 64, 128), blocks=(1, 2, 1, 1)),
                                             num_classes=10, drop_rate=0.0)).double()
@@ -106,9 +146,10 @@ def test_published_structure_computes_what_our_training_form_does():
 
 @pytest.mark.parametrize('args,message', [
     (('--train-step', '--plot', 'x.png'), 'does not measure'),
+    (('--from-json', 'x.json'), 'give --plot too'),
     (('--train-step', '--modes', 'cudagraphs'), 'needs --device cuda and inference'),
     (('--train-step', '--models', 'model.onnx'), 'cannot train an ONNX file'),
 ])
-def test_benchmark_refuses_what_a_train_step_cannot_do(args, message):
+def test_benchmark_refuses_what_it_cannot_do(args, message):
     result = run_tool('tools/analysis_tools/benchmark.py', '--device', 'cpu', *args)
     assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]

@@ -1,7 +1,9 @@
 """Detection and instance segmentation (mmdet): configs, tools end to end, fused detectors."""
 import copy
 import glob
+import json
 import os.path as osp
+import pickle
 
 import pytest
 import torch
@@ -12,7 +14,7 @@ from repmobile_mm.engine.model_io import build_model, read_state_dict
 from repmobile_mm.engine.runner import load_config
 from repmobile_mm.models import RepNeXt, reparameterize_model
 from repmobile_mm.utils import randomize_batchnorm
-from tests.helpers import ROOT, check_tool, training_twin
+from tests.helpers import ROOT, check_tool, fuse_with_tool, paired, training_twin
 
 CONFIG_DIR = osp.join(ROOT, 'detection/configs')
 SHAPES = osp.join(CONFIG_DIR, 'repmobile/mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py')
@@ -26,7 +28,7 @@ REPVIT_TAPS = {'m1.1': (2, 6, 20, 24), 'm1.5': (4, 10, 36, 42), 'm2.3': (6, 14, 
 
 
 @pytest.mark.parametrize('path', FAMILY_CONFIGS, ids=lambda p: osp.relpath(p, CONFIG_DIR))
-def test_every_config_loads_and_builds(path):
+def test_every_config_loads_and_builds(path, tmp_path, monkeypatch):
     cfg = load_config(path)
     assert cfg.default_scope == 'mmdet'
     model = build_model(cfg)
@@ -43,10 +45,38 @@ def test_every_config_loads_and_builds(path):
             assert init is None
         else:
             assert init.type == 'Pretrained' and init.prefix == 'backbone.'
-    if '/deploy/' in path:  # a fused training model loads strictly into its deploy twin
+    if '/deploy/' in path:  # the fuse tool's output loads strictly into the deploy twin
         training_path = training_twin(path)
-        training = build_model(load_config(training_path)).eval()
-        model.load_state_dict(reparameterize_model(training).state_dict(), strict=True)
+        training = build_model(load_config(training_path))
+        fused = fuse_with_tool(training_path, training, tmp_path, monkeypatch)
+        model.load_state_dict(read_state_dict(fused), strict=True)
+
+
+@pytest.mark.parametrize('variant', ['s', 'm', 'l'])
+def test_repmobile_coco_configs_follow_the_published_recipe(variant):
+    """shared/specs/repmobile.md, Downstream: Mask R-CNN + FPN 1x, AdamW lr 2e-4 weight
+    decay 0.05, SyncBN in FPN and RoI heads, backbone from the ImageNet checkpoint."""
+    cfg = load_config(osp.join(CONFIG_DIR, f'repmobile/mask-rcnn_repmobile-{variant}_fpn_1x_coco.py'))
+    model = cfg.model
+    assert model.backbone.out_indices == (0, 1, 2, 3)
+    assert model.backbone.init_cfg.checkpoint == f'checkpoints/repmobile-{variant}_in1k.pth'
+    optim = cfg.optim_wrapper.optimizer
+    assert (optim.type, optim.lr, optim.weight_decay) == ('AdamW', 2e-4, 0.05)
+    warmup, steps = cfg.param_scheduler
+    assert (warmup.type, warmup.end, warmup.by_epoch) == ('LinearLR', 500, False)
+    assert (steps.type, steps.milestones) == ('MultiStepLR', [8, 11])
+    assert cfg.train_cfg.max_epochs == 12
+    # SyncBN wherever the FPN and the RoI heads have convolutions
+    assert model.neck.norm_cfg.type == 'SyncBN'
+    assert model.roi_head.mask_head.norm_cfg.type == 'SyncBN'
+    built = build_model(cfg)
+    convs_with_norm = [name for name, m in built.named_modules()
+                       if name.startswith(('neck.', 'roi_head.')) and hasattr(m, 'norm')
+                       and m.norm is not None]
+    assert any(n.startswith('neck.') for n in convs_with_norm)
+    assert any(n.startswith('roi_head.mask_head.') for n in convs_with_norm)
+    assert {type(built.get_submodule(name).norm).__name__ for name in convs_with_norm} == \
+        {'SyncBatchNorm'}
 
 
 @pytest.mark.parametrize('variant', sorted(REPVIT_TAPS))
@@ -130,10 +160,36 @@ SHAPES_RUNS = [('shapes', SHAPES), ('shapes_repvit', REPVIT_SHAPES),
 @pytest.mark.parametrize('run,config', SHAPES_RUNS, ids=['repmobile', 'repvit', 'repnext'])
 def test_train_then_test(request, run, config):
     shapes = request.getfixturevalue(run)
-    out = str(shapes['tmp'] / 'metrics.json')
-    result = check_tool('tools/test.py', config, shapes['checkpoint'], '--work-dir',
-                        str(shapes['tmp'] / 'test'), '--out', out, *shapes['options'])
-    assert 'coco/bbox_mAP' in result.stdout + result.stderr
+    """tools/test.py's written box and mask AP are those of its dumped predictions,
+    re-scored here with mmdet's CocoMetric against the annotation file."""
+    from mmdet.evaluation import CocoMetric
+    out, dump = str(shapes['tmp'] / 'metrics.json'), str(shapes['tmp'] / 'predictions.pkl')
+    check_tool('tools/test.py', config, shapes['checkpoint'], '--work-dir',
+               str(shapes['tmp'] / 'test'), '--out', out, '--dump', dump, *shapes['options'])
+    with open(out) as f:
+        written = json.load(f)
+    with open(dump, 'rb') as f:
+        predictions = pickle.load(f)
+    assert len(predictions) == 2  # make_shapes(num_val=2)
+    metric = CocoMetric(ann_file=shapes['data'] + 'annotations/instances_val2017.json',
+                        metric=['bbox', 'segm'])
+    metric.dataset_meta = dict(classes=load_config(config).metainfo['classes'])
+    metric.process({}, predictions)
+    rescored = metric.evaluate(len(predictions))
+    for key in ('coco/bbox_mAP', 'coco/segm_mAP'):
+        assert written[key] == pytest.approx(rescored[key], abs=1e-6), key
+    # and the dumped predictions are the checkpoint's (two iterations score near 0 AP)
+    from mmdet.apis import init_detector
+    model = init_detector(load_config(config), None, device='cpu')
+    model.load_state_dict(read_state_dict(shapes['checkpoint']), strict=True)
+    dumped = {p['img_path']: p['pred_instances'] for p in predictions}
+    images = sorted(dumped)
+    for image, expected in paired(images, predict(model, images)):
+        assert len(expected) > 0 and len(dumped[image]['scores']) == len(expected)
+        torch.testing.assert_close(dumped[image]['scores'], expected.scores,
+                                   atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(dumped[image]['bboxes'], expected.bboxes,
+                                   atol=1e-2, rtol=1e-4)
 
 
 def predict(model, images):
@@ -152,7 +208,7 @@ def test_fused_detector_predicts_the_same(shapes):
     assert fused.backbone.deploy and not any(
         isinstance(m, _BatchNorm) for m in fused.backbone.modules())
     images = sorted(glob.glob(shapes['data'] + 'val2017/*.jpg'))
-    for a, b in zip(predict(model, images), predict(fused, images)):
+    for a, b in paired(predict(model, images), predict(fused, images)):
         assert len(a) > 0 and len(a) == len(b)
         assert torch.equal(a.labels, b.labels)
         torch.testing.assert_close(a.scores, b.scores, atol=1e-4, rtol=1e-4)

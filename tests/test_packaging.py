@@ -1,5 +1,7 @@
 import os.path as osp
 
+import pytest
+
 import repmobile_mm
 
 PACKAGE = osp.dirname(repmobile_mm.__file__)
@@ -12,3 +14,14 @@ def test_mim_extension_ships_tools_and_configs():
     assert osp.isdir(osp.join(mim, 'configs', '_base_'))
     assert osp.isfile(osp.join(mim, 'classification', 'configs', 'repmobile',
                                'repmobile-s_4xb256-300e_in1k.py'))
+
+
+def test_missing_reference_fixtures_fail_in_ci_and_skip_elsewhere(monkeypatch, tmp_path):
+    import tests.conftest as conftest
+    monkeypatch.setattr(conftest, 'REFERENCE_DIR', str(tmp_path / 'absent'))
+    monkeypatch.setenv('CI', 'true')
+    with pytest.raises(pytest.fail.Exception, match='CI checks against them'):
+        conftest.require_reference_dir()
+    monkeypatch.delenv('CI')
+    with pytest.raises(pytest.skip.Exception, match='reference fixtures not found'):
+        conftest.require_reference_dir()

@@ -3,16 +3,19 @@ import copy
 import glob
 import json
 import os.path as osp
+import pickle
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import repmobile_mm  # noqa: F401
 from repmobile_mm.engine.model_io import build_model, read_state_dict
 from repmobile_mm.engine.runner import load_config
 from repmobile_mm.models import reparameterize_model
 from repmobile_mm.utils import randomize_batchnorm
-from tests.helpers import ROOT, assert_close_to_max, check_tool, training_twin
+from tests.helpers import ROOT, assert_close_to_max, check_tool, fuse_with_tool, training_twin
 
 CONFIG_DIR = osp.join(ROOT, 'segmentation/configs')
 SCENES = osp.join(CONFIG_DIR, 'repmobile/fpn_repmobile-s_1xb8-1000i_scenes-128x128.py')
@@ -24,16 +27,17 @@ FAMILY_CONFIGS = sorted(p for family in ('repmobile', 'repvit', 'repnext')
 
 
 @pytest.mark.parametrize('path', FAMILY_CONFIGS, ids=lambda p: osp.relpath(p, CONFIG_DIR))
-def test_every_config_loads_and_builds(path):
+def test_every_config_loads_and_builds(path, tmp_path, monkeypatch):
     cfg = load_config(path)
     assert cfg.default_scope == 'mmseg'
     model = build_model(cfg)
     assert model.backbone.deploy == ('/deploy/' in path)
     assert model.neck.in_channels == model.backbone.out_channels
-    if '/deploy/' in path:  # a fused training model loads strictly into its deploy twin
+    if '/deploy/' in path:  # the fuse tool's output loads strictly into the deploy twin
         training_path = training_twin(path)
-        training = build_model(load_config(training_path)).eval()
-        model.load_state_dict(reparameterize_model(training).state_dict(), strict=True)
+        training = build_model(load_config(training_path))
+        fused = fuse_with_tool(training_path, training, tmp_path, monkeypatch)
+        model.load_state_dict(read_state_dict(fused), strict=True)
     if '/repvit/' in path and 'ade20k' in path:  # shared/specs/repvit.md
         assert model.backbone.out_feature_indices == tuple(model.backbone.stage_ends)
         assert cfg.optim_wrapper.get('clip_grad') is None
@@ -49,14 +53,20 @@ def test_every_config_loads_and_builds(path):
             ('PolyLR', 0.9, 1e-6, 0, 80000)
         assert cfg.train_cfg.max_iters == 80000 and cfg.train_cfg.val_interval == 8000
         assert cfg.train_dataloader.batch_size == 4
-    assert any(t.type == 'ResizeToMultiple' for t in cfg.test_dataloader.dataset.pipeline)
+    # test images resized so that both sides are multiples of 32 (every family's spec)
+    resize, = [t for t in cfg.test_dataloader.dataset.pipeline if t.type == 'ResizeToMultiple']
+    assert resize.size_divisor == 32
     if 'ade20k' in path:
         assert model.decode_head.num_classes == 150
     if 'ade20k' in path and '/repnext/' not in path:  # RepMobile's and RepViT's recipe
         assert cfg.optim_wrapper.optimizer.lr == 2e-4
         assert cfg.optim_wrapper.optimizer.weight_decay == 1e-4
-        assert cfg.param_scheduler[0].type == 'PolyLR' and cfg.param_scheduler[0].eta_min == 1e-6
+        poly, = cfg.param_scheduler
+        assert (poly.type, poly.power, poly.eta_min) == ('PolyLR', 0.9, 1e-6)
         assert cfg.train_cfg.max_iters == 40000
+    if 'ade20k' in path and '/repmobile/' in path:  # shared/specs/repmobile.md
+        assert cfg.optim_wrapper.clip_grad.max_norm == 0.01
+        assert model.backbone.out_indices == (0, 1, 2, 3)
 
 
 def train_scenes(tmp_path_factory, config):
@@ -98,11 +108,28 @@ SCENES_RUNS = [('scenes', SCENES), ('scenes_repvit', REPVIT_SCENES),
 @pytest.mark.parametrize('run,config', SCENES_RUNS, ids=['repmobile', 'repvit', 'repnext'])
 def test_train_then_test(request, run, config):
     scenes = request.getfixturevalue(run)
-    out = str(scenes['tmp'] / 'metrics.json')
+    """tools/test.py's written mIoU is the one of its dumped predictions against the
+    label maps on disk, recomputed here with mmseg's IoUMetric arithmetic."""
+    from mmseg.evaluation import IoUMetric
+    out, dump = str(scenes['tmp'] / 'metrics.json'), str(scenes['tmp'] / 'predictions.pkl')
     check_tool('tools/test.py', config, scenes['checkpoint'], '--work-dir',
-               str(scenes['tmp'] / 'test'), '--out', out, *scenes['options'])
+               str(scenes['tmp'] / 'test'), '--out', out, '--dump', dump, *scenes['options'])
     with open(out) as f:
-        assert 0 <= json.load(f)['mIoU'] <= 100
+        written = json.load(f)['mIoU']
+    with open(dump, 'rb') as f:
+        predictions = pickle.load(f)
+    num_classes = load_config(config).model.decode_head.num_classes
+    areas = []
+    for prediction in predictions:
+        label = np.array(Image.open(prediction['seg_map_path'])).astype(np.int64)
+        label = torch.from_numpy(np.where(label == 0, 255, label - 1))  # reduce_zero_label
+        predicted = prediction['pred_sem_seg']['data'].squeeze(0)
+        assert predicted.shape == label.shape
+        areas.append(IoUMetric.intersect_and_union(predicted, label, num_classes, 255))
+    assert len(areas) == 2  # make_scenes(num_val=2)
+    totals = [sum(area[i] for area in areas) for i in range(4)]
+    iou = (totals[0] / totals[1]).numpy()
+    assert written == pytest.approx(100 * np.nanmean(iou), abs=0.01)
 
 
 @pytest.mark.parametrize('config', [SCENES, REPVIT_SCENES, REPNEXT_SCENES],

@@ -1,12 +1,13 @@
 """Fuse a trained checkpoint into its inference form, checked before it is written.
 
-    python tools/reparameterize_model.py CONFIG SRC DST [--cfg-options k=v ...]
+    python tools/reparameterize_model.py CONFIG SRC DST [--force] [--cfg-options k=v ...]
 
 Builds the model of CONFIG (classifier, detector or segmentor; RepMobile, or
 mmpretrain's RepVGG/MobileOne), loads SRC strictly, fuses every module that
 offers switch_to_deploy / reparameterize / fuse, compares both forms on a random
 input of the config's test size and writes DST (model weights only) when they
-agree. Load DST with the config's deploy twin (under deploy/).
+agree (never over an existing DST without --force, never half a file). Load DST
+with the config's deploy twin (under deploy/).
 """
 import argparse
 import time
@@ -14,6 +15,7 @@ import time
 import torch
 from mmengine.config import DictAction
 
+from repmobile_mm.engine.checkpoint import check_output_path, save_atomically
 from repmobile_mm.engine.model_io import (build_model, fits, fused_copy, has_fusable_modules,
                                           load_weights, max_difference, read_state_dict,
                                           test_input_size)
@@ -29,6 +31,7 @@ def parse_args():
                         help='size of the check input (default: the config\'s test size)')
     parser.add_argument('--rtol', type=float, default=1e-4,
                         help='largest accepted difference, relative to the largest output')
+    parser.add_argument('--force', action='store_true', help='replace an existing DST')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, key=value')
     return parser.parse_args()
@@ -36,6 +39,7 @@ def parse_args():
 
 def main():
     args = parse_args()
+    check_output_path(args.dst, args.force)  # before any work
     cfg = load_config(args.config, args.cfg_options)
     model = build_model(cfg).eval()
     if not has_fusable_modules(model):
@@ -59,8 +63,9 @@ def main():
     if not diff <= args.rtol * scale:
         raise SystemExit(f'refusing to write {args.dst}: the fused model does not reproduce '
                          f'the trained one (relative difference above {args.rtol:g})')
-    torch.save({'state_dict': fused.state_dict(),
-                'meta': dict(fused_from=args.src, config=args.config)}, args.dst)
+    save_atomically({'state_dict': fused.state_dict(),
+                     'meta': dict(fused_from=args.src, config=args.config)}, args.dst,
+                    args.force)
     print(f'wrote {args.dst}')
 
 

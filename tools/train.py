@@ -4,6 +4,8 @@
 """
 import argparse
 
+from repmobile_mm.engine.checkpoint import read_checkpoint
+from repmobile_mm.engine.config_checks import check_data_roots, explained_registry_errors
 from repmobile_mm.engine.runner import (add_common_args, apply_library_dataloader_defaults,
                                         build_runner, config_from_args, enable_amp)
 
@@ -32,11 +34,16 @@ def main():
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
+        read_checkpoint(args.resume)  # a missing, broken or unsafe file: one line, now
         cfg.resume, cfg.load_from = True, args.resume
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
     apply_library_dataloader_defaults(cfg)
-    build_runner(cfg).train()
+    check_data_roots(cfg, ['train_dataloader'] + (['val_dataloader'] if cfg.get('val_cfg')
+                                                  is not None else []))
+    runner = build_runner(cfg)
+    with explained_registry_errors(cfg):  # datasets, transforms and hooks build here
+        runner.train()
 
 
 if __name__ == '__main__':

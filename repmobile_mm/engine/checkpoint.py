@@ -1,4 +1,5 @@
-"""Safe loading of mmengine's own checkpoints under torch's ``weights_only=True``.
+"""Reading and writing checkpoints: safely (torch's ``weights_only=True``), with
+one-line errors, and never leaving half a file under the final name.
 
 torch >= 2.6 refuses to unpickle what mmengine 0.10.7 stores in the message hub of
 every training checkpoint: ``HistoryBuffer`` objects, numpy arrays and scalars, and
@@ -8,6 +9,12 @@ those globals keeps loading safe: torch's restricted unpickler still calls only
 allow-listed callables, so ``getattr`` can fetch attributes but nothing it fetches
 can be called.
 """
+import os
+import pickle
+import re
+import tempfile
+from typing import Callable
+
 import numpy as np
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
@@ -19,3 +26,63 @@ def allow_mmengine_checkpoint_globals() -> None:
     numpy_globals = [np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar]
     numpy_globals += [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool')]
     torch.serialization.add_safe_globals([HistoryBuffer, getattr] + numpy_globals)
+
+
+def read_checkpoint(path: str):
+    """``torch.load`` of ``path`` under ``weights_only=True`` (mmengine's globals
+    allowed), every failure a one-line SystemExit that names the file and the problem:
+    missing, not a file, truncated or corrupted, or unsafe (with the global it carries)."""
+    if not os.path.exists(path):
+        raise SystemExit(f'checkpoint not found: {path}')
+    if not os.path.isfile(path):
+        raise SystemExit(f'checkpoint is not a file: {path}')
+    allow_mmengine_checkpoint_globals()
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as err:
+        unsafe = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(err))
+        if 'Weights only load failed' in str(err) and unsafe:
+            raise SystemExit(f'{path} is unsafe to load: it carries the global '
+                             f'{unsafe.group(1)}, which could run code; nothing was executed. '
+                             'Load only checkpoints you trust, re-saved as plain tensors '
+                             '(torch.save of a state dict)') from None
+        raise SystemExit(f'{path} is corrupted (not a PyTorch checkpoint): '
+                         f'{first_line(err)}') from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise SystemExit(f'{path} is truncated or corrupted (not a complete PyTorch '
+                         f'checkpoint): {first_line(err)}') from None
+
+
+def first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def check_output_path(path: str, force: bool = False) -> None:
+    """Refuse to replace an existing output unless ``force`` (the tools' ``--force``)."""
+    if os.path.exists(path) and not force:
+        raise SystemExit(f'{path} exists: choose another output path, or pass --force to '
+                         'replace it')
+
+
+def write_atomically(path: str, write: Callable[[str], None], force: bool = False) -> None:
+    """Call ``write`` on a temporary file beside ``path`` and rename it into place, so
+    an interrupted or failed write (an exception in ``write``) never leaves a partial
+    file under the final name; an existing ``path`` is kept unless ``force``."""
+    check_output_path(path, force)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, partial = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.',
+                                       suffix='.part', dir=folder)
+    os.close(handle)
+    try:
+        write(partial)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+def save_atomically(obj, path: str, force: bool = False) -> None:
+    """``torch.save`` through ``write_atomically``."""
+    write_atomically(path, lambda partial: torch.save(obj, partial), force)

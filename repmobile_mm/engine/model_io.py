@@ -5,7 +5,6 @@ the deployment tools.
 """
 import copy
 import importlib
-import os.path as osp
 from typing import Sequence, Tuple
 
 import torch
@@ -14,7 +13,8 @@ from mmengine.registry import init_default_scope
 from torch import nn
 
 from ..models.utils.fuse import FUSE_METHODS, CheckpointFormError, reparameterize_model
-from .checkpoint import allow_mmengine_checkpoint_globals
+from .checkpoint import read_checkpoint
+from .config_checks import check_backbone_outputs, explained_registry_errors
 
 DEFAULT_TEST_SIZE = (224, 224)
 
@@ -27,15 +27,15 @@ def build_model(cfg: Config) -> nn.Module:
     model_cfg = copy.deepcopy(cfg.model)
     if cfg.get('data_preprocessor') is not None:
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    return registry.build(model_cfg)
+    with explained_registry_errors(cfg):
+        model = registry.build(model_cfg)
+    check_backbone_outputs(model)
+    return model
 
 
 def read_state_dict(path: str) -> dict:
     """The model weights of a checkpoint file (mmengine's ``state_dict`` or a bare dict)."""
-    if not osp.isfile(path):
-        raise SystemExit(f'checkpoint not found: {path}')
-    allow_mmengine_checkpoint_globals()
-    checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    checkpoint = read_checkpoint(path)
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get('state_dict'), dict):
         return checkpoint['state_dict']
     if isinstance(checkpoint, dict) and all(torch.is_tensor(v) for v in checkpoint.values()):

@@ -8,6 +8,7 @@ import os
 import os.path as osp
 from typing import Optional
 
+import torch
 from mmengine.config import Config, DictAction
 
 from .checkpoint import allow_mmengine_checkpoint_globals
@@ -91,15 +92,32 @@ def config_from_args(args) -> Config:
 
 def build_runner(cfg: Config):
     from mmengine.registry import RUNNERS
+    from mmengine.logging import print_log
     from mmengine.runner import Runner
+
+    from mmengine.model import is_model_wrapper
+
+    from .config_checks import check_backbone_outputs, explained_registry_errors
+    from .distributed import setup_distributed
     allow_mmengine_checkpoint_globals()
-    if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+    distributed = setup_distributed(cfg)
+    hooks = cfg.get('custom_hooks') or []
+    if not any(hook.get('type') == 'FiniteLossHook' for hook in hooks):
+        cfg.custom_hooks = [*hooks, dict(type='FiniteLossHook')]
+    with explained_registry_errors(cfg):
+        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    check_backbone_outputs(runner.model.module if is_model_wrapper(runner.model) else
+                           runner.model)
+    if distributed:
+        print_log(distributed, logger='current')
+    return runner
 
 
 def enable_amp(cfg: Config) -> None:
     """Switch the optimizer wrapper to its AMP twin (ours too: AGC keeps working)."""
+    if not torch.cuda.is_available():  # mmengine's AmpOptimWrapper asserts a device
+        raise SystemExit('--amp needs a CUDA device (mmengine\'s AmpOptimWrapper scales '
+                         'losses with torch.cuda.amp); on CPU, train without --amp')
     wrapper = cfg.optim_wrapper
     amp_types = {'OptimWrapper': 'AmpOptimWrapper', 'AGCOptimWrapper': 'AGCAmpOptimWrapper'}
     current = wrapper.get('type', 'OptimWrapper')

@@ -8,6 +8,17 @@ def reference(y, gate, shift):
     return y * torch.sigmoid(y + gate[:, :, None, None]) + shift[:, None, None]
 
 
+class LaunchCounter:
+    """Stands in for the Triton kernel and counts its launches."""
+
+    def __init__(self, kernel):
+        self.kernel, self.launches = kernel, 0
+
+    def __getitem__(self, grid):
+        self.launches += 1
+        return self.kernel[grid]
+
+
 def test_torch_path_matches_the_formula():
     y, gate, shift = torch.randn(2, 5, 7, 3), torch.randn(2, 5), torch.randn(5)
     assert torch.allclose(gated_activation.gated_shift(y, gate, shift),
@@ -26,9 +37,13 @@ def test_triton_kernel_matches_torch(dtype, tol, channels_last, monkeypatch):
     y = y.contiguous(memory_format=memory_format)
     gate = torch.randn(3, 40, device='cuda', dtype=dtype)
     shift = torch.randn(40, device='cuda', dtype=dtype)
+    counter = LaunchCounter(gated_activation._gated_shift_kernel)
+    monkeypatch.setattr(gated_activation, '_gated_shift_kernel', counter)
     fused = gated_activation.gated_shift(y, gate, shift)
+    assert counter.launches == 1  # the kernel ran, not the torch expressions
     monkeypatch.setenv('REPMOBILE_TRITON', '0')
     expected = gated_activation.gated_shift(y, gate, shift)
+    assert counter.launches == 1
     assert fused.is_contiguous(memory_format=memory_format)
     err = (fused.double() - expected.double()).abs().max().item()
     assert err <= tol * (1 + expected.abs().max().item())

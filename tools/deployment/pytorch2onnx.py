@@ -1,12 +1,12 @@
 """Export the fused model of a config to ONNX, with dynamic batch and image size.
 
-    python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT OUT.onnx [--backbone-only]
+    python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT OUT.onnx [--backbone-only] [--force]
 
 CONFIG and CHECKPOINT are a training config with its checkpoint (fused here) or a
 deploy config with a fused checkpoint. Classifiers export their logits; detectors
 and segmentors (or any model with --backbone-only) export the backbone's stage
 outputs. The file is checked in onnxruntime against PyTorch at two input sizes,
-one of them odd.
+one of them odd, before it is renamed into place (an existing OUT only with --force).
 """
 import argparse
 
@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from repmobile_mm.engine.checkpoint import check_output_path, write_atomically
 from repmobile_mm.engine.model_io import build_model, fused_copy, load_weights, read_state_dict
 from repmobile_mm.engine.runner import load_config
 
@@ -68,7 +69,9 @@ def main():
     parser.add_argument('--backbone-only', action='store_true',
                         help='export the backbone of a classifier too')
     parser.add_argument('--rtol', type=float, default=1e-4)
+    parser.add_argument('--force', action='store_true', help='replace an existing out')
     args = parser.parse_args()
+    check_output_path(args.out, args.force)
     cfg = load_config(args.config)
     model = build_model(cfg).eval()
     load_weights(model, read_state_dict(args.checkpoint), args.checkpoint, args.config)
@@ -77,12 +80,18 @@ def main():
         net, num_outputs, spatial = Logits(model).eval(), 1, False
     else:
         net, num_outputs, spatial = model.backbone, len(model.backbone.out_indices), True
-    export(net, args.out, num_outputs, spatial)
-    diff = check_with_onnxruntime(net, args.out, [(1, 224, 224), (2, 67, 45)])
-    print(f'wrote {args.out}; onnxruntime vs PyTorch at 1x3x224x224 and 2x3x67x45: largest '
-          f'relative difference {diff:.2e}')
-    if not diff <= args.rtol:
-        raise SystemExit(f'the exported model differs from PyTorch by more than {args.rtol:g}')
+
+    def export_and_check(path):
+        export(net, path, num_outputs, spatial)
+        diff = check_with_onnxruntime(net, path, [(1, 224, 224), (2, 67, 45)])
+        print(f'onnxruntime vs PyTorch at 1x3x224x224 and 2x3x67x45: largest relative '
+              f'difference {diff:.2e}')
+        if not diff <= args.rtol:
+            raise SystemExit(f'not writing {args.out}: the exported model differs from '
+                             f'PyTorch by more than {args.rtol:g}')
+
+    write_atomically(args.out, export_and_check, args.force)
+    print(f'wrote {args.out}')
 
 
 if __name__ == '__main__':

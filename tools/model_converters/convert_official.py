@@ -1,6 +1,6 @@
 """Convert a published classification checkpoint for tools/test.py and the configs.
 
-    python tools/model_converters/convert_official.py SRC DST
+    python tools/model_converters/convert_official.py SRC DST [--force]
 
 Detects what SRC holds and says which config to use:
 - published RepMobile (``model``: ``stem.*``, ``layer0-3.*``, ``head.*``, ``classifier.*``);
@@ -19,6 +19,7 @@ from typing import Dict
 
 import torch
 
+from repmobile_mm.engine.checkpoint import check_output_path, read_checkpoint, save_atomically
 from repmobile_mm.models.backbones.repnext import RepNeXt
 from repmobile_mm.models.backbones.repvit import RepViT
 
@@ -113,13 +114,14 @@ def repnext_arch(state_dict: dict) -> str:
     return str(table)
 
 
-def read_checkpoint(path: str) -> dict:
-    if not osp.isfile(path):
-        raise SystemExit(f'checkpoint not found: {path}')
+def read_source(path: str) -> dict:
+    """The published weights in ``path`` (a checkpoint, a state dict or safetensors)."""
     if path.endswith('.safetensors'):
+        if not osp.isfile(path):
+            raise SystemExit(f'checkpoint not found: {path}')
         from safetensors.torch import load_file
         return load_file(path)
-    checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    checkpoint = read_checkpoint(path)
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get('model'), dict):
         return checkpoint['model']
     if isinstance(checkpoint, dict) and checkpoint and \
@@ -150,8 +152,11 @@ def convert(source: dict):
         return rename(source, REPVIT_PREFIXES, 'published RepViT classifier'), config
     converted = rename(source, REPMOBILE_PREFIXES, 'published RepMobile or RepViT classifier')
     width = converted['backbone.layer3.0.conv_dw.1.weight'].shape[0]
-    arch = {512: 's', 640: 'm', 768: 'l'}.get(width, f'(custom, last stage width {width})')
-    return converted, f'classification/configs/repmobile/repmobile-{arch}_4xb256-300e{suffix}_in1k.py'
+    arch = {512: 's', 640: 'm', 768: 'l'}.get(width)
+    name = f'_4xb256-300e{suffix}_in1k.py'
+    config = (f'classification/configs/repmobile/repmobile-{arch}{name}' if arch else
+              f'a repmobile-*{name} config with a custom arch (last stage width {width})')
+    return converted, config
 
 
 def main():
@@ -159,11 +164,12 @@ def main():
     parser.add_argument('src', help='published checkpoint (.pth) or timm weights '
                         '(.pth state dict or .safetensors)')
     parser.add_argument('dst', help='converted checkpoint')
+    parser.add_argument('--force', action='store_true', help='replace an existing dst')
     args = parser.parse_args()
-    if osp.exists(args.dst):
-        raise SystemExit(f'{args.dst} exists: choose another output path or remove it first')
-    state_dict, config = convert(read_checkpoint(args.src))
-    torch.save({'state_dict': state_dict, 'meta': dict(converted_from=args.src)}, args.dst)
+    check_output_path(args.dst, args.force)
+    state_dict, config = convert(read_source(args.src))
+    save_atomically({'state_dict': state_dict, 'meta': dict(converted_from=args.src)},
+                    args.dst, args.force)
     print(f'wrote {args.dst}; test it with {config}')
 
 

@@ -48,5 +48,9 @@ test_cfg = dict()
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1))
+    # every epoch, the last two kept: a killed run resumes (--resume) losing one epoch
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2))
+# channels-last weights: the same values, and on CPU half the time for RepNeXt's
+# depthwise convolutions (repmobile_mm.engine.ChannelsLastHook)
+custom_hooks = [dict(type='ChannelsLastHook')]
 randomness = dict(seed=0)

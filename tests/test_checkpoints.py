@@ -1,0 +1,108 @@
+"""Checkpoint files: one safe reader with one-line errors, outputs never overwritten
+without --force and never left half written."""
+import glob
+import os
+import os.path as osp
+import re
+
+import pytest
+import torch
+
+from repmobile_mm.engine.checkpoint import read_checkpoint, save_atomically, write_atomically
+from tests.helpers import ROOT, run_tool
+
+DIGITS = osp.join(ROOT, 'classification/configs/repvit/repvit-m0.9_1xb64_digits.py')
+
+
+def bad_checkpoints(folder):
+    """Kind -> (path, what the message must say)."""
+    good = osp.join(folder, 'good.pth')
+    torch.save({'state_dict': {'w': torch.randn(64, 64)}}, good)
+    with open(good, 'rb') as f:
+        content = f.read()
+    files = {'truncated': content[:len(content) // 2], 'garbage': os.urandom(2048)}
+    paths = {}
+    for kind, data in files.items():
+        paths[kind] = osp.join(folder, f'{kind}.pth')
+        with open(paths[kind], 'wb') as f:
+            f.write(data)
+    paths['unsafe'] = osp.join(folder, 'unsafe.pth')
+    torch.save({'state_dict': {}, 'hook': print}, paths['unsafe'])  # a global: the function print
+    paths['missing'] = osp.join(folder, 'missing.pth')
+    messages = {'truncated': 'is truncated or corrupted', 'garbage': 'corrupted',
+                'unsafe': 'carries the global print',
+                'missing': 'checkpoint not found'}
+    return {kind: (paths[kind], messages[kind]) for kind in messages}
+
+
+def test_read_checkpoint_names_the_file_and_the_problem(tmp_path):
+    for kind, (path, message) in bad_checkpoints(str(tmp_path)).items():
+        with pytest.raises(SystemExit) as err:
+            read_checkpoint(path)
+        text = str(err.value)
+        assert path in text and message in text and '\n' not in text, (kind, text)
+
+
+def test_every_checkpoint_read_goes_through_read_checkpoint():
+    """No other torch.load in the package or the tools (the tests may read as they like)."""
+    sources = glob.glob(osp.join(ROOT, 'repmobile_mm', '**', '*.py'), recursive=True) + \
+        glob.glob(osp.join(ROOT, 'tools', '**', '*.py'), recursive=True)
+    assert len(sources) > 20
+    readers = []
+    for path in sources:
+        with open(path) as f:
+            if re.search(r'torch\.load\(', f.read()):
+                readers.append(osp.relpath(path, ROOT))
+    assert readers == ['repmobile_mm/engine/checkpoint.py']
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('tool,kind', [
+    (['tools/test.py', DIGITS], 'truncated'),
+    (['tools/reparameterize_model.py', DIGITS], 'unsafe'),
+    (['tools/deployment/pytorch2onnx.py', DIGITS], 'garbage'),
+    (['tools/model_converters/convert_official.py'], 'truncated'),
+    (['tools/train.py', DIGITS, '--resume'], 'unsafe'),
+], ids=['test', 'reparameterize', 'onnx', 'convert', 'resume'])
+def test_tools_turn_a_bad_checkpoint_into_one_line(tmp_path, tool, kind):
+    path, message = bad_checkpoints(str(tmp_path))[kind]
+    out = str(tmp_path / 'out')
+    outputs = {'tools/test.py': [], 'tools/train.py': ['--work-dir', str(tmp_path / 'work')]}
+    result = run_tool(*tool, path, *outputs.get(tool[0], [out]))
+    assert result.returncode != 0
+    assert 'Traceback' not in result.stderr, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert path in last and message in last, result.stderr[-3000:]
+    assert not osp.exists(out)
+
+
+def test_writes_are_atomic_and_keep_existing_files(tmp_path):
+    path = str(tmp_path / 'out.pth')
+
+    def interrupted(partial):
+        with open(partial, 'wb') as f:
+            f.write(b'half a file')
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(path, interrupted)
+    assert os.listdir(tmp_path) == []  # neither the file nor its temporary part
+    save_atomically({'a': torch.ones(2)}, path)
+    with pytest.raises(SystemExit, match='exists: choose another output path, or pass --force'):
+        save_atomically({'a': torch.zeros(2)}, path)
+    assert torch.equal(read_checkpoint(path)['a'], torch.ones(2))
+    save_atomically({'a': torch.zeros(2)}, path, force=True)
+    assert torch.equal(read_checkpoint(path)['a'], torch.zeros(2))
+    assert os.listdir(tmp_path) == ['out.pth']
+
+
+@pytest.mark.slow
+def test_fuse_tool_refuses_an_existing_output_before_any_work(tmp_path):
+    dst = tmp_path / 'fused.pth'
+    dst.write_bytes(b'keep me')
+    result = run_tool('tools/reparameterize_model.py', DIGITS, str(tmp_path / 'missing.pth'),
+                      str(dst))
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == \
+        f'{dst} exists: choose another output path, or pass --force to replace it'
+    assert dst.read_bytes() == b'keep me'

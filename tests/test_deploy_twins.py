@@ -1,0 +1,84 @@
+"""The shipped deploy twins of the full-size recipes (ImageNet, distillation, COCO,
+ADE20K), each used as users use it: a trained checkpoint fused by
+tools/reparameterize_model.py, tested with tools/test.py and the twin config. The
+data are the tiny generated sets (the real ones are not here): only the data entries
+of the configs are changed (and, for COCO, the number of classes in both forms)."""
+import json
+import os.path as osp
+
+import pytest
+
+import repmobile_mm  # noqa: F401
+from repmobile_mm.engine.model_io import build_model
+from repmobile_mm.engine.runner import load_config
+from repmobile_mm.utils import randomize_batchnorm
+from tests.helpers import ROOT, check_tool, fuse_with_tool, make_folder_dataset, training_twin
+
+TWINS = {
+    'in1k': 'classification/configs/repvit/deploy/repvit-m0.9-deploy_8xb256-300e_in1k.py',
+    'distill': 'classification/configs/repnext/deploy/'
+               'repnext-m1-deploy_8xb256-300e-distill_in1k.py',
+    'coco': 'detection/configs/repmobile/deploy/mask-rcnn_repmobile-s-deploy_fpn_1x_coco.py',
+    'ade20k': 'segmentation/configs/repnext/deploy/'
+              'fpn_repnext-m3-deploy_4xb4-80k_ade20k-512x512.py',
+}
+METRIC = {'in1k': 'accuracy/top1', 'distill': 'accuracy/top1', 'coco': 'coco/bbox_mAP',
+          'ade20k': 'mIoU'}
+
+
+def on_tiny_data(kind, cfg, data):
+    """``cfg`` with its test data replaced by the generated set at ``data``."""
+    loader = cfg.test_dataloader
+    # one image a batch: mmseg's preprocessor stacks only images of one size
+    loader.update(batch_size=1, num_workers=0, persistent_workers=False)
+    if kind in ('in1k', 'distill'):
+        loader.dataset = dict(type='CustomDataset', data_root=data, data_prefix='val',
+                              pipeline=loader.dataset.pipeline)
+        cfg.model.pop('teacher', None)  # tested, not trained: no teacher to download
+    elif kind == 'coco':
+        classes = ('rectangle', 'ellipse', 'triangle')
+        loader.dataset.update(data_root=data, metainfo=dict(classes=classes))
+        cfg.test_evaluator.ann_file = osp.join(data, 'annotations/instances_val2017.json')
+        cfg.model.roi_head.bbox_head.num_classes = len(classes)
+        cfg.model.roi_head.mask_head.num_classes = len(classes)
+    else:
+        loader.dataset.data_root = data
+    cfg.model.backbone.pop('init_cfg', None)  # no ImageNet checkpoint here
+    return cfg
+
+
+def make_data(kind, folder):
+    if kind in ('in1k', 'distill'):
+        make_folder_dataset(folder, per_class=2)
+    elif kind == 'coco':
+        from tools.dataset_converters.make_shapes import make_shapes
+        make_shapes(folder, num_train=1, num_val=2, seed=3)
+    else:
+        from tools.dataset_converters.make_scenes import make_scenes
+        make_scenes(folder, num_train=1, num_val=2, seed=3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('kind', sorted(TWINS))
+def test_fused_checkpoint_of_the_tool_tests_with_the_deploy_twin(kind, tmp_path, monkeypatch):
+    data = str(tmp_path / 'data')
+    make_data(kind, data)
+    deploy_path = osp.join(ROOT, TWINS[kind])
+    configs = {}
+    for form, path in (('training', training_twin(deploy_path)), ('deploy', deploy_path)):
+        configs[form] = str(tmp_path / f'{form}.py')
+        on_tiny_data(kind, load_config(path), data).dump(configs[form])
+    training = randomize_batchnorm(build_model(load_config(configs['training'])), seed=3)
+    checkpoints = {'training': osp.join(tmp_path, 'trained.pth'),
+                   'deploy': fuse_with_tool(configs['training'], training, str(tmp_path),
+                                            monkeypatch)}
+    metrics = {}
+    for form in ('training', 'deploy'):
+        out = str(tmp_path / f'{form}.json')
+        check_tool('tools/test.py', configs[form], checkpoints[form], '--work-dir',
+                   str(tmp_path / form), '--out', out)
+        with open(out) as f:
+            metrics[form] = json.load(f)
+    assert METRIC[kind] in metrics['deploy']
+    # the twin scores what the trained model scores (the same predictions)
+    assert metrics['deploy'] == pytest.approx(metrics['training'], abs=1e-6)

@@ -1,0 +1,192 @@
+"""Training runs as users start them: several processes on this CPU-only machine
+(tools/dist_train.sh: torchrun, gloo) and a run killed and resumed."""
+import json
+import os
+import os.path as osp
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from repmobile_mm.engine import allow_mmengine_checkpoint_globals
+from repmobile_mm.engine.model_io import read_state_dict
+from repmobile_mm.engine.runner import load_config
+from tests.helpers import ROOT, check_tool, make_folder_dataset
+
+# RepViT's digits config: no dropout, whose masks a resumed run would draw anew
+DIGITS = osp.join(ROOT, 'classification/configs/repvit/repvit-m0.9_1xb64_digits.py')
+# The parameter update of two processes x 3 images against one process x 6 (the same
+# images per step, backbone BatchNorms frozen, plain SGD), as a share of the update's
+# norm. Measured on this machine (2026-11-25): 0.19, from the head's BatchNorm1d, which
+# normalizes over 3 images per process instead of 6; with DDP's gradient
+# synchronization switched off (no_sync) the same runs differ by 0.82.
+UPDATE_TOLERANCE = 0.35
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def write_config(path, data, batch_size, epochs=1, sgd=True, norm_eval=False):
+    """The digits config on a tiny set, deterministic (no crop, no shuffle), saving
+    every epoch; plain SGD without a schedule, or the config's AdamW and schedule."""
+    optimizer = ("optim_wrapper = dict(_delete_=True, optimizer=dict(type='SGD', lr=0.1))\n"
+                 'param_scheduler = []' if sgd else '')
+    with open(path, 'w') as f:
+        f.write(f'''_base_ = {DIGITS!r}
+model = dict(backbone=dict(norm_eval={norm_eval}), head=dict(num_classes=3))
+data_preprocessor = dict(num_classes=3)
+train_dataloader = dict(
+    batch_size={batch_size}, num_workers=0, persistent_workers=False,
+    sampler=dict(shuffle=False),
+    dataset=dict(data_root={data!r},
+                 pipeline=[dict(type='LoadImageFromFile'), dict(type='PackInputs')]))
+val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root={data!r}))
+test_dataloader = val_dataloader
+{optimizer}
+train_cfg = dict(max_epochs={epochs}, val_interval={epochs})
+default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts={epochs}))
+''')
+    return str(path)
+
+
+def initial_weights(config, work_dir):
+    """The parameters both runs start from (mmengine seeds before building the model);
+    not the buffers: each process keeps BatchNorm running statistics of its own."""
+    from mmengine.runner import Runner
+    cfg = load_config(config)
+    cfg.work_dir = work_dir
+    model = Runner.from_cfg(cfg).model
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+@pytest.mark.slow
+def test_two_processes_on_cpu_train_what_one_process_trains(tmp_path):
+    data = str(tmp_path / 'data')
+    make_folder_dataset(data)  # 12 training images: 2 iterations of 6 (or 2 x 3)
+    runs = {}
+    for processes, batch in ((1, 6), (2, 3)):
+        config = write_config(tmp_path / f'config{processes}.py', data, batch, norm_eval=True)
+        work_dir = str(tmp_path / f'run{processes}')
+        if processes == 1:
+            result = check_tool('tools/train.py', config, '--work-dir', work_dir)
+        else:
+            env = dict(os.environ, PORT=str(free_port()))
+            result = check_tool('tools/dist_train.sh', config, '2', '--work-dir', work_dir,
+                                env=env)
+            assert 'gloo on CPU, 2 processes' in result.stdout + result.stderr
+        checkpoint = osp.join(work_dir, 'epoch_1.pth')
+        runs[processes] = read_state_dict(checkpoint)
+        out = str(tmp_path / f'metrics{processes}.json')
+        check_tool('tools/test.py', config, checkpoint, '--work-dir',
+                   str(tmp_path / f'test{processes}'), '--out', out)
+        assert osp.isfile(out)
+    initial = initial_weights(write_config(tmp_path / 'config0.py', data, 6, norm_eval=True),
+                              str(tmp_path / 'run0'))
+    one, two = (torch.cat([(runs[n][k].double() - initial[k].double()).flatten()
+                           for k in initial]) for n in (1, 2))
+    assert one.norm() > 0
+    assert (two - one).norm() <= UPDATE_TOLERANCE * one.norm(), \
+        f'{((two - one).norm() / one.norm()).item():.3g}'
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_where_an_uninterrupted_one_is(tmp_path):
+    """Kill a run once its first checkpoint is complete, resume it with --resume, and
+    compare its end with an uninterrupted run: epoch, iteration, learning rate,
+    optimizer state and weights."""
+    data = str(tmp_path / 'data')
+    make_folder_dataset(data)  # 2 iterations of 6 images per epoch
+    config = write_config(tmp_path / 'config.py', data, 6, epochs=4, sgd=False)
+    whole, killed = str(tmp_path / 'whole'), str(tmp_path / 'killed')
+    check_tool('tools/train.py', config, '--work-dir', whole)
+
+    command = [sys.executable, '-W', 'ignore', 'tools/train.py', config, '--work-dir', killed]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    # mmengine writes last_checkpoint once a checkpoint file is complete
+    while not osp.isfile(osp.join(killed, 'last_checkpoint')) and time.time() < deadline:
+        assert process.poll() is None, 'the run ended before its first checkpoint'
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    assert not osp.isfile(osp.join(killed, 'epoch_4.pth')), 'killed too late to tell'
+    result = check_tool('tools/train.py', config, '--work-dir', killed, '--resume')
+    assert 'resumed epoch: ' in result.stdout + result.stderr
+
+    allow_mmengine_checkpoint_globals()
+    ends = [torch.load(osp.join(run, 'epoch_4.pth'), map_location='cpu', weights_only=True)
+            for run in (whole, killed)]
+    for end in ends:
+        assert (end['meta']['epoch'], end['meta']['iter']) == (4, 8)
+    (expected, resumed) = ends
+    assert resumed['message_hub']['runtime_info']['iter'] == \
+        expected['message_hub']['runtime_info']['iter']
+    assert resumed['param_schedulers'] == expected['param_schedulers']
+    lr = [group['lr'] for group in resumed['optimizer']['param_groups']]
+    assert lr == [group['lr'] for group in expected['optimizer']['param_groups']]
+    moments = [(k, name) for k, state in expected['optimizer']['state'].items()
+               for name in ('exp_avg', 'exp_avg_sq')]
+    assert len(moments) > 0
+    for key, name in moments:
+        torch.testing.assert_close(resumed['optimizer']['state'][key][name],
+                                   expected['optimizer']['state'][key][name])
+    assert resumed['state_dict'].keys() == expected['state_dict'].keys()
+    for key, value in expected['state_dict'].items():
+        torch.testing.assert_close(resumed['state_dict'][key], value, msg=key)
+
+
+SMALL_RUNS = {
+    'detection': 'detection/configs/repmobile/mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py',
+    'segmentation': 'segmentation/configs/repmobile/fpn_repmobile-s_1xb8-1000i_scenes-128x128.py',
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('task', sorted(SMALL_RUNS))
+def test_two_processes_on_cpu_train_detectors_and_segmentors(tmp_path, task):
+    """Two iterations in two processes (the detector's SyncBN layers as BatchNorm),
+    leaving a checkpoint that tools/test.py evaluates."""
+    data = str(tmp_path / 'data') + '/'
+    options = ['--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+               'default_hooks.checkpoint.interval=2', 'train_dataloader.batch_size=2']
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        options += [f'{loader}.dataset.data_root={data}', f'{loader}.num_workers=0',
+                    f'{loader}.persistent_workers=False']
+    if task == 'detection':
+        from tools.dataset_converters.make_shapes import make_shapes
+        make_shapes(data, num_train=4, num_val=2, seed=1)
+        ann = data + 'annotations/instances_val2017.json'
+        options += [f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}']
+    else:
+        from tools.dataset_converters.make_scenes import make_scenes
+        make_scenes(data, num_train=4, num_val=2, seed=1)
+    config, work_dir = osp.join(ROOT, SMALL_RUNS[task]), str(tmp_path / 'work')
+    result = check_tool('tools/dist_train.sh', config, '2', '--work-dir', work_dir, *options,
+                        env=dict(os.environ, PORT=str(free_port())))
+    log = result.stdout + result.stderr
+    assert 'gloo on CPU, 2 processes; SyncBN layers run as BatchNorm' in log
+    out = str(tmp_path / 'metrics.json')
+    check_tool('tools/test.py', config, osp.join(work_dir, 'iter_2.pth'), '--work-dir',
+               str(tmp_path / 'test'), '--out', out, *options)
+    with open(out) as f:
+        assert ('coco/bbox_mAP' if task == 'detection' else 'mIoU') in json.load(f)
+
+
+@pytest.mark.parametrize('config', [
+    'classification/configs/_base_/digits_1xb64.py', *SMALL_RUNS.values()])
+def test_small_runs_save_often_enough_to_resume(config):
+    cfg = load_config(osp.join(ROOT, config)) if '_base_' not in config else \
+        __import__('mmengine').Config.fromfile(osp.join(ROOT, config))
+    hook = cfg.default_hooks.checkpoint
+    if cfg.train_cfg.get('by_epoch', True) and 'max_epochs' in cfg.train_cfg:
+        assert hook.interval == 1
+    else:
+        assert hook.interval <= cfg.train_cfg.max_iters // 3
+    assert 1 <= hook.max_keep_ckpts <= 3
