@@ -55,14 +55,20 @@ def test_an_unknown_type_names_its_key_and_the_closest_names(key, value, message
 def test_a_missing_data_root_names_its_key_and_how_to_get_it(tmp_path):
     cfg = load_config(DIGITS['repmobile'], {
         'train_dataloader.dataset.data_root': str(tmp_path),
-        'val_dataloader.dataset.data_root': 'data/digits-typo'})
+        'val_dataloader.dataset.data_root': 'data/coco/'})
     check_data_roots(cfg, ['train_dataloader'])
     with pytest.raises(SystemExit) as err:
         check_data_roots(cfg, ['train_dataloader', 'val_dataloader'])
     assert str(err.value) == (
-        'val_dataloader.dataset.data_root: data/digits-typo does not exist (python '
-        'tools/dataset_converters/export_digits.py writes it); or point it elsewhere with '
+        'val_dataloader.dataset.data_root: data/coco/ does not exist (put COCO 2017 there '
+        '(annotations/, train2017/, val2017/)); or point it elsewhere with '
         '--cfg-options val_dataloader.dataset.data_root=PATH')
+    # a root merely starting like a known one gets no hint that would not fit it
+    cfg.val_dataloader.dataset.data_root = 'data/digits-typo'
+    with pytest.raises(SystemExit) as err:
+        check_data_roots(cfg, ['val_dataloader'])
+    assert str(err.value).startswith(
+        'val_dataloader.dataset.data_root: data/digits-typo does not exist; or point')
 
 
 @pytest.mark.slow

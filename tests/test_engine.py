@@ -76,7 +76,7 @@ def test_channels_last_hook_refuses_mmcv_roi_align_for_what_it_misreads():
     torch.testing.assert_close(torchvision_align(x_last, rois), mmcv_align(x, rois))
 
     detector = torch.nn.ModuleDict(dict(roi=torch.nn.ModuleList([mmcv_align])))
-    with pytest.raises(ValueError, match=r'roi\.0 is mmcv\'s RoIAlign.*use_torchvision=True'):
+    with pytest.raises(SystemExit, match=r'roi\.0 is mmcv\'s RoIAlign.*use_torchvision=True'):
         ChannelsLastHook().before_run(SimpleNamespace(model=detector))
     ChannelsLastHook().before_run(SimpleNamespace(model=torch.nn.ModuleList([torchvision_align])))
 

@@ -81,8 +81,9 @@ def check_data_roots(cfg: Config, fields: List[str]) -> None:
         while isinstance(dataset, dict):
             root = dataset.get('data_root')
             if root and not osp.isdir(root):
+                root_path = osp.normpath(root)
                 hint = next((h for r, h in DATA_HINTS.items()
-                             if osp.normpath(root).startswith(r)), None)
+                             if root_path == r or root_path.startswith(r + osp.sep)), None)
                 raise SystemExit(
                     f'{key}.data_root: {root} does not exist'
                     + (f' ({hint})' if hint else '')

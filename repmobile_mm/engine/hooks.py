@@ -62,14 +62,14 @@ class ChannelsLastHook(Hook):
 
 
 def check_channels_last_safe(model: torch.nn.Module) -> None:
-    """Raise ValueError naming the first module that misreads channels-last inputs."""
+    """Stop with one line naming the first module that misreads channels-last inputs."""
     try:
         from mmcv.ops import RoIAlign
     except ImportError:  # no mmcv, no mmcv RoIAlign
         return
     for name, module in model.named_modules():
         if isinstance(module, RoIAlign) and not module.use_torchvision:
-            raise ValueError(
+            raise SystemExit(
                 f'ChannelsLastHook: {name} is mmcv\'s RoIAlign, which reads channels-last '
                 'features wrongly; set roi_layer=dict(use_torchvision=True) in the RoI '
                 'extractors (same values) or drop the hook')
@@ -90,5 +90,5 @@ class FiniteLossHook(Hook):
             return
         listed = ', '.join(f'{name}={value:.4g}' for name, value in terms.items())
         raise SystemExit(f'iteration {runner.iter + 1}: the loss is not finite ({listed}); '
-                           'stopped before saving a checkpoint of these weights (a lower '
-                           'learning rate, or gradient clipping, usually helps)')
+                         'stopped before saving a checkpoint of these weights (a lower '
+                         'learning rate, or gradient clipping, usually helps)')

@@ -91,11 +91,10 @@ def config_from_args(args) -> Config:
 
 
 def build_runner(cfg: Config):
-    from mmengine.registry import RUNNERS
     from mmengine.logging import print_log
-    from mmengine.runner import Runner
-
     from mmengine.model import is_model_wrapper
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
 
     from .config_checks import check_backbone_outputs, explained_registry_errors
     from .distributed import setup_distributed
