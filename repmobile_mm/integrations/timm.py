@@ -6,6 +6,9 @@ ours, which take the published checkpoints' keys. ``features_only=True`` returns
 the four stage outputs (strides 4 to 32) with ``feature_info``; no pretrained
 weights are hosted.
 """
+import contextlib
+
+import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
@@ -23,24 +26,29 @@ def _cfg(first_conv, classifier):
         std=IMAGENET_DEFAULT_STD, first_conv=first_conv, classifier=classifier)
 
 
+# ``classifier``: the output layers of the classifier branches (timm resets them)
 default_cfgs = generate_default_cfgs({
-    **{f'repmobile_{a}': _cfg('stem.0', 'classifier') for a in REPMOBILE_ARCHS},
-    **{f'mm_repvit_{a}': _cfg('features.0.0.c', 'classifier')
+    **{f'repmobile_{a}': _cfg('stem.0', 'classifier.classifier.4') for a in REPMOBILE_ARCHS},
+    **{f'mm_repvit_{a}': _cfg('features.0.0.c', 'classifier.classifier.l')
        for a in LATER_RELEASE_ARCHS + FIRST_RELEASE_ARCHS},
-    **{f'repnext_{a}': _cfg('stem.stem.0.conv', 'head') for a in REPNEXT_ARCHS},
+    **{f'repnext_{a}': _cfg('stem.stem.0.conv', ('head.head.linear', 'head.head_dist.linear'))
+       for a in REPNEXT_ARCHS},
 })
 
 
 def _create(model_cls, variant: str, arch: str, pretrained: bool, flatten_sequential: bool,
-            **kwargs):
+            device=None, dtype=None, **kwargs):
     if pretrained:
         raise ValueError(f'no pretrained weights are published for timm\'s {variant}; load a '
                          'checkpoint with load_state_dict (published keys load strictly)')
     out_indices = kwargs.pop('out_indices', (0, 1, 2, 3))
-    return build_model_with_cfg(
-        model_cls, variant, pretrained,
-        feature_cfg=dict(flatten_sequential=flatten_sequential, out_indices=out_indices),
-        arch=arch, **kwargs)
+    # timm's factory passes the placement on: build there (meta included), then cast
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        model = build_model_with_cfg(
+            model_cls, variant, pretrained,
+            feature_cfg=dict(flatten_sequential=flatten_sequential, out_indices=out_indices),
+            arch=arch, **kwargs)
+    return model if dtype is None else model.to(dtype=dtype)
 
 
 def _repmobile(arch):

@@ -203,11 +203,13 @@ def test_head_deploy_form_merges_both_mlps_exactly():
                                 seed=4).double().eval()
     fused = fused_copy(model)
     assert not hasattr(fused.classifier, 'classifier_dist')
-    assert fused.classifier.classifier[0].out_features == 2 * model.num_features
+    assert fused.classifier.classifier[0].out_features == 2 * model.head_hidden_size
     x = torch.randn(3, 3, 71, 53, dtype=torch.float64)
     with torch.no_grad():
         assert_close_to_max(fused(x), model(x), 1e-8)
     model.train()
+    assert model(torch.randn(2, 3, 64, 64, dtype=torch.float64)).shape == (2, 7)  # the mean
+    model.set_distilled_training()
     cls, dist = model(torch.randn(2, 3, 64, 64, dtype=torch.float64))
     assert cls.shape == dist.shape == (2, 7)
 

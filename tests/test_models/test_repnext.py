@@ -120,6 +120,8 @@ def test_classifier_deploy_form_is_one_linear_giving_the_mean():
         mean = (model.head.head(pooled) + model.head.head_dist(pooled)) / 2
         assert_close_to_max(fused(x), mean, 1e-8)
     model.train()
+    assert model(torch.randn(2, 3, 64, 64, dtype=torch.float64)).shape == (2, 7)  # the mean
+    model.set_distilled_training()
     cls, dist = model(torch.randn(2, 3, 64, 64, dtype=torch.float64))
     assert cls.shape == dist.shape == (2, 7)
 

@@ -102,6 +102,8 @@ def test_classifier_deploy_form_is_one_linear_giving_the_mean():
         branches = model.classifier.classifier(pooled), model.classifier.classifier_dist(pooled)
     assert_close_to_max(fused(x), (branches[0] + branches[1]) / 2, 1e-8)
     model.train()
+    assert model(torch.randn(2, 3, 64, 64, dtype=torch.float64)).shape == (2, 7)  # the mean
+    model.set_distilled_training()
     cls, dist = model(torch.randn(2, 3, 64, 64, dtype=torch.float64))
     assert cls.shape == dist.shape == (2, 7)
 

@@ -2,18 +2,65 @@
 
 Stage selection and its errors, ``frozen_stages`` / ``norm_eval`` / ``with_cp``,
 the input check, and ``switch_to_deploy`` (fuse, then freeze again: fused layers
-are new parameters). A family states its stem and stages (``frozen_modules``)
-and how it fuses (``fuse_modules``).
+are new parameters). A family states its stem and stages (``frozen_modules``),
+how it runs them (``forward_stages``), how it fuses (``fuse_modules``) and how
+stages after a tap are dropped (``prune_stages``).
+
+Forwards stay scriptable (TorchScript) and traceable (torch.fx): what neither can
+compile (activation checkpointing) sits behind ``torch.jit.is_scripting()``, and
+the input check is a function that torch.fx keeps as one call in the graph.
 """
 import contextlib
 import copy
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.fx
 import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+
+def check_images(x: torch.Tensor, channels: int, family: str) -> None:
+    """A one-line error unless ``x`` is a batch of ``channels``-channel images."""
+    if x.dim() != 4 or x.shape[1] != channels:
+        shape = ', '.join([str(size) for size in x.shape])
+        raise ValueError(f'{family} expects images of shape (N, {channels}, H, W); got an '
+                         f'input of shape ({shape})')
+
+
+# torch.fx records the check as one call (run with the real input) instead of
+# tracing into its shape comparison, which a symbolic tensor cannot decide.
+torch.fx.wrap('check_images')
+
+
+def run_block(block: nn.Module, x: torch.Tensor, with_cp: bool) -> torch.Tensor:
+    """``block(x)``, with activation checkpointing when ``with_cp`` applies.
+
+    The backward pass runs the block's forward again; its BatchNorms then
+    normalize with the same batch statistics but must not count the batch a
+    second time, so their running statistics are put back afterwards. Callers
+    reach it behind ``torch.jit.is_scripting()``: TorchScript cannot compile it.
+    """
+    if with_cp and block.training and x.requires_grad:
+        return cp.checkpoint(
+            block, x, use_reentrant=False,
+            context_fn=lambda: (contextlib.nullcontext(), _kept_running_stats(block)))
+    return block(x)
+
+
+class BlockSequence(nn.Sequential):
+    """Blocks run in order (keys ``0``, ``1``, ...), each checkpointed when ``with_cp``."""
+
+    def __init__(self, *blocks: nn.Module):
+        super().__init__(*blocks)
+        self.with_cp = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self:
+            x = block(x) if torch.jit.is_scripting() else run_block(block, x, self.with_cp)
+        return x
 
 
 class RepBackbone(BaseModule):
@@ -31,8 +78,11 @@ class RepBackbone(BaseModule):
         in_channels (int): channels of the input images.
     """
     family = ''  # the name in messages
+    __constants__ = ['family']  # for TorchScript, which sees no other class attribute
     num_stages = 4
     dims: Tuple[int, ...]  # the stage widths, set by the family
+    # what TorchScript must not compile (mmengine's is_init setter takes any value)
+    __jit_unused_properties__ = ['is_init', 'out_channels', 'with_cp']
 
     def __init__(self,
                  out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3),
@@ -51,7 +101,7 @@ class RepBackbone(BaseModule):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.norm_cfg = copy.deepcopy(norm_cfg) if norm_cfg else dict(type='BN')
-        self.with_cp = with_cp
+        self._with_cp = with_cp  # given to the stages by the family, once built
         self.deploy = deploy
         self.in_channels = in_channels
 
@@ -72,23 +122,34 @@ class RepBackbone(BaseModule):
         """Channels of each returned output (an FPN's ``in_channels``)."""
         return [self.dims[i] for i in self.out_indices]
 
+    @property
+    def with_cp(self) -> bool:
+        """Activation checkpointing of each block in training (settable at any time)."""
+        return self._with_cp
+
+    @with_cp.setter
+    def with_cp(self, enable: bool):
+        self._with_cp = enable
+        for module in self.modules():
+            if isinstance(module, BlockSequence):
+                module.with_cp = enable
+
     def check_input(self, x: torch.Tensor) -> None:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'{self.family} expects images of shape (N, {self.in_channels}, '
-                             f'H, W); got an input of shape {tuple(x.shape)}')
+        check_images(x, self.in_channels, self.family)  # called here, where fx wraps it
 
-    def run_block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """``block(x)``, with activation checkpointing when ``with_cp`` applies.
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """The outputs of the ``out_indices`` stages (strides 4 to 32)."""
+        return tuple(self.forward_stages(x, list(self.out_indices), max(self.out_indices))[1])
 
-        The backward pass runs the block's forward again; its BatchNorms then
-        normalize with the same batch statistics but must not count the batch a
-        second time, so their running statistics are put back afterwards.
-        """
-        if self.with_cp and self.training and x.requires_grad:
-            return cp.checkpoint(
-                block, x, use_reentrant=False,
-                context_fn=lambda: (contextlib.nullcontext(), _kept_running_stats(block)))
-        return block(x)
+    def forward_stages(self, x: torch.Tensor, take: List[int],
+                       stop: int) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """Run the stem and the stages up to ``stop``: the last output, and the
+        outputs of the stages in ``take`` (scriptable, traceable)."""
+        raise NotImplementedError
+
+    def prune_stages(self, last: int):
+        """Drop every stage after ``last`` (timm's ``prune_intermediate_layers``)."""
+        raise NotImplementedError
 
     def frozen_modules(self, num_stages: int) -> List[nn.Module]:
         """The stem and the first ``num_stages`` stages."""

@@ -6,6 +6,7 @@ Parameter names follow the published checkpoints (``stem.*``, ``layer0.*`` ..
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
@@ -13,7 +14,10 @@ from ..utils.fuse import (bn_scale_shift, conv_params64, copy_params, fuse_bn_co
                           fuse_conv_bn_in_sequential, guard_checkpoint_form)
 from ..utils.gated_activation import gated_shift
 from ..utils.norm import build_norm2d
-from .base import RepBackbone
+from .base import BlockSequence, RepBackbone
+
+# torch.fx keeps the gate as one call: its kernel dispatch looks at the tensor
+torch.fx.wrap('gated_shift')
 
 # Above this |BN shift / BN scale| the pad shift would cost a float32 deploy block
 # more than ~1e-4 absolute on its identity path; such blocks normalize explicitly.
@@ -99,8 +103,13 @@ class RepMobileBlock(nn.Module):
         self.use_pad_shift = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.deploy:
+        # hasattr, not self.deploy: TorchScript then compiles only the form present
+        if hasattr(self, 'pw_reparam'):
             return self._forward_deploy(x)
+        else:
+            return self._forward_train(x)
+
+    def _forward_train(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv_pw(x)
         if self.stride == 1:
             y = y + x
@@ -119,16 +128,17 @@ class RepMobileBlock(nn.Module):
         out = self.dw_reparam(gated_shift(y, gate, self.pad_shift))
         if self.stride == 1:
             return out
-        window_share = F.avg_pool2d(y.new_ones(1, 1, *y.shape[2:]), 3, 2, 1)
+        window_share = F.avg_pool2d(torch.ones_like(y[:1, :1]), 3, 2, 1)
         return torch.addcmul(out, self.pad_shift.view(-1, 1, 1), window_share, value=-1)
 
     def _forward_explicit_norm(self, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
         act = y * torch.sigmoid(y + gate[:, :, None, None])
         out = self.dw_reparam(torch.addcmul(self.norm_shift.view(-1, 1, 1), act,
                                             self.norm_scale.view(-1, 1, 1)))
-        if self.stride == 1:
+        if hasattr(self, 'avg_kernel'):  # stride 2
+            return out + F.conv2d(act, self.avg_kernel, None, 2, 1, groups=self.out_channels)
+        else:
             return out + act
-        return out + F.conv2d(act, self.avg_kernel, None, 2, 1, groups=self.out_channels)
 
     @torch.no_grad()
     def switch_to_deploy(self):
@@ -183,6 +193,25 @@ class RepMobileBlock(nn.Module):
             self.use_pad_shift = not bool(self.explicit_norm)
 
 
+class Stem(nn.Sequential):
+    """3x3/2 conv, BN, ReLU (published ``stem.0`` .. ``stem.2``). It fuses itself in
+    place, so that a walk over the children (timm's ``reparameterize_model``) fuses
+    it too; the BN's place then holds an identity."""
+
+    def __init__(self, in_channels: int, channels: int, norm_cfg: dict, deploy: bool = False):
+        if deploy:
+            layers = [nn.Conv2d(in_channels, channels, 3, 2, 1), nn.Identity()]
+        else:
+            layers = [nn.Conv2d(in_channels, channels, 3, 2, 1, bias=False),
+                      build_norm2d(norm_cfg, channels)]
+        super().__init__(*layers, nn.ReLU(inplace=True))
+
+    @torch.no_grad()
+    def switch_to_deploy(self):
+        if not isinstance(self[1], nn.Identity):
+            fuse_conv_bn_in_sequential(self)
+
+
 class RepMobile(RepBackbone):
     """RepMobile backbone.
 
@@ -222,21 +251,15 @@ class RepMobile(RepBackbone):
         self.blocks = tuple(self.arch['blocks'])
 
         stem_channels = self.dims[0] // 2
-        if deploy:
-            self.stem = nn.Sequential(
-                nn.Conv2d(self.in_channels, stem_channels, 3, 2, 1), nn.Identity(),
-                nn.ReLU(inplace=True))
-        else:
-            self.stem = nn.Sequential(
-                nn.Conv2d(self.in_channels, stem_channels, 3, 2, 1, bias=False),
-                build_norm2d(self.norm_cfg, stem_channels), nn.ReLU(inplace=True))
+        self.stem = Stem(self.in_channels, stem_channels, self.norm_cfg, deploy)
         prev = stem_channels
         for i, (dim, depth) in enumerate(zip(self.dims, self.blocks)):
             blocks = [RepMobileBlock(prev, dim, 2, self.norm_cfg, deploy)]
             blocks += [RepMobileBlock(dim, dim, 1, self.norm_cfg, deploy) for _ in range(depth - 1)]
-            self.add_module(f'layer{i}', nn.Sequential(*blocks))
+            self.add_module(f'layer{i}', BlockSequence(*blocks))
             prev = dim
         guard_checkpoint_form(self, 'RepMobile backbone', 'stem.1.running_mean', 'stem.0.bias')
+        self.with_cp = with_cp
         self._freeze_stages()
 
     @classmethod
@@ -261,22 +284,37 @@ class RepMobile(RepBackbone):
             raise ValueError(f'every stage needs at least one block; got blocks={blocks}')
         return dict(dims=dims, blocks=blocks)
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    def forward_stages(self, x: torch.Tensor, take: List[int],
+                       stop: int) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         self.check_input(x)
         x = self.stem(x)
-        outs = []
-        for i in range(self.num_stages):
-            for block in getattr(self, f'layer{i}'):
-                x = self.run_block(block, x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+        taps: List[torch.Tensor] = []
+        for index in range(stop + 1):
+            x = self.run_stage(index, x)
+            if index in take:
+                taps.append(x)
+        return x, taps
+
+    def run_stage(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """Stage ``index``: the published keys name each stage, and TorchScript
+        indexes no attributes by number."""
+        if index == 0:
+            return self.layer0(x)
+        if index == 1:
+            return self.layer1(x)
+        if index == 2:
+            return self.layer2(x)
+        return self.layer3(x)
+
+    def prune_stages(self, last: int):
+        for index in range(last + 1, self.num_stages):
+            setattr(self, f'layer{index}', BlockSequence())
 
     def frozen_modules(self, num_stages: int) -> List[nn.Module]:
         return [self.stem] + [getattr(self, f'layer{i}') for i in range(num_stages)]
 
     def fuse_modules(self):
-        fuse_conv_bn_in_sequential(self.stem)
+        self.stem.switch_to_deploy()
         for module in self.modules():
             if isinstance(module, RepMobileBlock):
                 module.switch_to_deploy()

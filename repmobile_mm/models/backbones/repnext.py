@@ -19,7 +19,7 @@ from ..utils.fuse import (bn_scale_shift, conv_params64, fuse_bn_conv1x1, fuse_c
                           fused_layer_like, guard_checkpoint_form, pad_to_kernel)
 from ..utils.layers import conv_bn
 from ..utils.norm import build_norm2d
-from .base import RepBackbone
+from .base import BlockSequence, RepBackbone, run_block
 
 CONV_NORM = ('conv', 'norm')  # RepNeXt's ConvNorm keys
 
@@ -137,7 +137,7 @@ class ChunkConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.chunk
-        if self.deploy:
+        if isinstance(self.conv_s, nn.Conv2d):  # deploy (static for TorchScript)
             weight = torch.cat([pad_to_kernel(self.conv_s.weight, 7), self.conv_m.weight])
             bias = torch.cat([self.conv_s.bias, self.conv_m.bias])
             middle = F.conv2d(x[:, c:3 * c], weight, bias, padding=3, groups=2 * c)
@@ -248,16 +248,17 @@ class RepNeXtStage(nn.Module):
         super().__init__()
         if downsample is not None:
             self.downsample = downsample
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks = BlockSequence(*blocks)
 
     def units(self) -> List[nn.Module]:
         """The downsample (if any) and the blocks, in order: what ``with_cp`` wraps."""
         return ([self.downsample] if hasattr(self, 'downsample') else []) + list(self.blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for unit in self.units():
-            x = unit(x)
-        return x
+        if hasattr(self, 'downsample'):  # static for TorchScript
+            x = self.downsample(x) if torch.jit.is_scripting() else run_block(
+                self.downsample, x, self.blocks.with_cp)
+        return self.blocks(x)
 
 
 class RepNeXt(RepBackbone):
@@ -307,7 +308,7 @@ class RepNeXt(RepBackbone):
                     deploy=deploy), nn.GELU(),
             conv_bn(half, self.dims[0], 3, 2, 1, norm_cfg=norm_cfg, names=CONV_NORM,
                     deploy=deploy))))
-        drop_rates = iter(torch.linspace(0, drop_path_rate, sum(self.depths)).tolist())
+        drop_rates = iter(torch.linspace(0, drop_path_rate, sum(self.depths), device='cpu').tolist())
         stages = []
         for i, (dim, depth) in enumerate(zip(self.dims, self.depths)):
             downsample = Downsample(self.dims[i - 1], norm_cfg, deploy) if i else None
@@ -317,6 +318,7 @@ class RepNeXt(RepBackbone):
         self.stages = nn.Sequential(*stages)
         guard_checkpoint_form(self, 'RepNeXt backbone', 'stem.stem.0.norm.running_mean',
                               'stem.stem.0.bias')
+        self.with_cp = with_cp
         self._freeze_stages()
 
     @classmethod
@@ -342,16 +344,20 @@ class RepNeXt(RepBackbone):
             raise ValueError(f'every stage needs at least one block; got depths={depths}')
         return dict(dims=dims, depths=depths)
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    def forward_stages(self, x: torch.Tensor, take: List[int],
+                       stop: int) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         self.check_input(x)
         x = self.stem(x)
-        outs = []
-        for i, stage in enumerate(self.stages):
-            for unit in stage.units():
-                x = self.run_block(unit, x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+        taps: List[torch.Tensor] = []
+        for index, stage in enumerate(self.stages):
+            if index <= stop:
+                x = stage(x)
+                if index in take:
+                    taps.append(x)
+        return x, taps
+
+    def prune_stages(self, last: int):
+        self.stages = self.stages[:last + 1]
 
     def frozen_modules(self, num_stages: int) -> List[nn.Module]:
         return [self.stem] + list(self.stages[:num_stages])

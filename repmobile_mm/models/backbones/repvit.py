@@ -17,7 +17,7 @@ from ..utils.fuse import (CheckpointFormError, add_depthwise_identity, bn_scale_
                           guard_checkpoint_form, pad_to_kernel)
 from ..utils.layers import Conv2dBN, conv_bn
 from ..utils.norm import build_norm2d
-from .base import RepBackbone
+from .base import RepBackbone, run_block
 
 
 class RepVGGDW(nn.Module):
@@ -41,7 +41,10 @@ class RepVGGDW(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv(x) + self.conv1(x) + x
-        return out if self.first_release else self.bn(out)
+        if hasattr(self, 'bn'):  # the later release (static for TorchScript)
+            return self.bn(out)
+        else:
+            return out
 
     @torch.no_grad()
     def fuse(self) -> nn.Conv2d:
@@ -182,7 +185,7 @@ class RepViT(RepBackbone):
         layers = [nn.Sequential(
             conv_bn(in_channels, half, 3, 2, 1, norm_cfg=norm_cfg, deploy=deploy), nn.GELU(),
             conv_bn(half, self.dims[0], 3, 2, 1, norm_cfg=norm_cfg, deploy=deploy))]
-        drop_rates = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
+        drop_rates = torch.linspace(0, drop_path_rate, sum(self.depths), device='cpu').tolist()
         prev, self.stage_ends = self.dims[0], []
         for stage, (dim, flags) in enumerate(zip(self.dims, self.arch['se'])):
             for j, flag in enumerate(flags):
@@ -244,15 +247,32 @@ class RepViT(RepBackbone):
         return [self.dims[self.stage_of(i)] for i in self.out_feature_indices]
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        taps = list(self.out_feature_indices)
+        return tuple(self.forward_taps(x, taps, taps[-1])[1])
+
+    def forward_stages(self, x: torch.Tensor, take: List[int],
+                       stop: int) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        return self.forward_taps(x, [self.stage_ends[i] for i in take], self.stage_ends[stop])
+
+    def forward_taps(self, x: torch.Tensor, taps: List[int],
+                     stop: int) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """Run ``features`` up to index ``stop``: the last output and those at ``taps``."""
         self.check_input(x)
-        outs = []
+        outs: List[torch.Tensor] = []
         for index, layer in enumerate(self.features):
-            x = self.run_block(layer, x) if index else layer(x)
-            if index in self.out_feature_indices:
-                outs.append(x)
-                if index == self.out_feature_indices[-1]:
-                    break
-        return tuple(outs)
+            if index <= stop:
+                x = layer(x) if torch.jit.is_scripting() or index == 0 else run_block(
+                    layer, x, self.with_cp)
+                if index in taps:
+                    outs.append(x)
+        return x, outs
+
+    def prune_stages(self, last: int):
+        end = self.stage_ends[last]
+        self.features = self.features[:end + 1]
+        self.stage_ends = self.stage_ends[:last + 1]
+        self.out_indices = tuple(i for i in self.out_indices if i <= last)
+        self.out_feature_indices = tuple(i for i in self.out_feature_indices if i <= end)
 
     def frozen_modules(self, num_stages: int) -> List[nn.Module]:
         return list(self.features[:1 + sum(self.depths[:num_stages])])

@@ -23,6 +23,7 @@ class DistillationClassifier(BaseModule):
     has, one only the deploy form has), relative to this module, for the form guard.
     """
     family = ''
+    __jit_unused_properties__ = ['is_init']  # mmengine's setter takes any value
     branch_names: Tuple[str, str] = ('classifier', 'classifier_dist')
     form_keys: Tuple[str, str] = ('', '')
 
@@ -34,6 +35,7 @@ class DistillationClassifier(BaseModule):
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.distillation = distillation
+        self.distilled_training = True  # training returns both logits (off: their mean)
         self.deploy = deploy
         main, dist = self.branch_names
         if deploy:
@@ -60,14 +62,20 @@ class DistillationClassifier(BaseModule):
         names = self.branch_names[:2 if self.distillation and not self.deploy else 1]
         return [getattr(self, name) for name in names]
 
-    def classify(self, x: torch.Tensor) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        """Logits of pooled features; ``(cls, dist)`` in distillation training."""
-        branches = self.branches()
-        logits = branches[0](x)
-        if len(branches) == 1:
-            return logits
-        dist = branches[1](x)
-        if self.training:
+    def classify(self, x: torch.Tensor):
+        """Logits of pooled features; ``(cls, dist)`` in distillation training.
+
+        The branch names are spelled out (TorchScript resolves literal names only);
+        a family with other names overrides this method.
+        """
+        if hasattr(self, 'classifier_dist'):  # static for TorchScript
+            return self.mean_logits(self.classifier(x), self.classifier_dist(x))
+        else:
+            return self.classifier(x)
+
+    def mean_logits(self, logits: torch.Tensor, dist: torch.Tensor):
+        """Both logits in (eager) distilled training, their mean otherwise."""
+        if self.training and self.distilled_training and not torch.jit.is_scripting():
             return logits, dist
         return (logits + dist) / 2
 
@@ -123,3 +131,9 @@ class NormLinearClassifier(BNLinearClassifier):
     branch_names = ('head', 'head_dist')
     layer_names = ('norm', 'linear')
     form_keys = ('head.norm.running_mean', 'head.bias')
+
+    def classify(self, x: torch.Tensor):
+        if hasattr(self, 'head_dist'):  # static for TorchScript
+            return self.mean_logits(self.head(x), self.head_dist(x))
+        else:
+            return self.head(x)

@@ -28,6 +28,7 @@ class RepMobileNeck(BaseModule, nn.Sequential):
     the last one is used, and a 1-tuple is returned). The deploy form folds the BN
     into the conv; the BN's index holds an ``nn.Identity``.
     """
+    __jit_unused_properties__ = ['is_init']  # mmengine's setter takes any value
 
     def __init__(self,
                  in_channels: int,
@@ -53,6 +54,7 @@ class RepMobileNeck(BaseModule, nn.Sequential):
             self.append(layer)
         guard_checkpoint_form(self, 'RepMobile neck', '1.running_mean', '0.bias')
 
+    @torch.jit.unused  # the timm net runs the layers itself (the pooling is optional there)
     def forward(self, inputs: Union[torch.Tensor, Sequence[torch.Tensor]]):
         if isinstance(inputs, (tuple, list)):
             return (nn.Sequential.forward(self, inputs[-1]), )

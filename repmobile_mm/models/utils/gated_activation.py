@@ -62,10 +62,15 @@ def _kernel_layout(y: torch.Tensor, *params: torch.Tensor) -> Optional[bool]:
 
 def gated_shift(y: torch.Tensor, gate: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """``y * sigmoid(y + gate) + shift``; ``y`` is (N, C, H, W), ``gate`` (N, C), ``shift`` (C,)."""
-    channels_last = _kernel_layout(y, gate, shift)
-    if channels_last is None:
-        return torch.addcmul(shift.view(-1, 1, 1), y,
-                             torch.sigmoid(y + gate[:, :, None, None]))
+    if not torch.jit.is_scripting():  # TorchScript compiles the plain expression only
+        channels_last = _kernel_layout(y, gate, shift)
+        if channels_last is not None:
+            return _triton_gated_shift(y, gate, shift, channels_last)
+    return torch.addcmul(shift.view(-1, 1, 1), y, torch.sigmoid(y + gate[:, :, None, None]))
+
+
+def _triton_gated_shift(y: torch.Tensor, gate: torch.Tensor, shift: torch.Tensor,
+                        channels_last: bool) -> torch.Tensor:
     out = torch.empty_like(y)
     _, c, h, w = y.shape
     grid = (triton.cdiv(y.numel(), _BLOCK), )
