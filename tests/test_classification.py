@@ -230,6 +230,30 @@ def test_train_then_test(request, run, config, deploy_config):
 
 
 @pytest.mark.slow
+def test_inferencer_runs_the_fused_checkpoint_with_its_classes(trained):
+    """mmpretrain's ImageClassificationInferencer on the deploy twin and the checkpoint
+    tools/reparameterize_model.py writes: the trained model's scores, and the class
+    names the training run stored (carried over by the fuse tool)."""
+    from mmpretrain.apis import ImageClassificationInferencer
+    fused = str(trained['tmp'] / 'fused_for_inferencer.pth')
+    check_tool('tools/reparameterize_model.py', DIGITS, trained['checkpoint'], fused,
+               *trained['options'])
+    images = sorted(glob.glob(osp.join(trained['data'], 'val', '*', '*.png')))
+    results = {}
+    for form, config, checkpoint in (('training', DIGITS, trained['checkpoint']),
+                                     ('fused', DIGITS_DEPLOY, fused)):
+        cfg = load_config(config)
+        cfg.merge_from_dict(option_dict(trained['options']))
+        inferencer = ImageClassificationInferencer(cfg, pretrained=checkpoint, device='cpu')
+        assert inferencer.classes == ('0', '1', '2')  # the folder names, from the checkpoint
+        results[form] = inferencer(images, batch_size=4)
+    for a, b in paired(results['training'], results['fused']):
+        assert a['pred_label'] == b['pred_label'] and a['pred_class'] == b['pred_class']
+        assert_close_to_max(torch.as_tensor(b['pred_scores']),
+                            torch.as_tensor(a['pred_scores']), 1e-5)
+
+
+@pytest.mark.slow
 def test_resume_loads_mmengine_checkpoints_safely(trained):
     """--resume works with torch's weights_only loading (mmengine's HistoryBuffer allowed)."""
     options = [o.replace('train_cfg.max_epochs=1', 'train_cfg.max_epochs=2')

@@ -7,6 +7,7 @@ import pickle
 
 import pytest
 import torch
+from PIL import Image
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import repmobile_mm  # noqa: F401
@@ -18,6 +19,8 @@ from tests.helpers import ROOT, check_tool, fuse_with_tool, paired, training_twi
 
 CONFIG_DIR = osp.join(ROOT, 'detection/configs')
 SHAPES = osp.join(CONFIG_DIR, 'repmobile/mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py')
+SHAPES_DEPLOY = osp.join(CONFIG_DIR,
+                         'repmobile/deploy/mask-rcnn_repmobile-s-deploy_fpn_1xb8-900i_shapes.py')
 REPVIT_SHAPES = osp.join(CONFIG_DIR, 'repvit/mask-rcnn_repvit-m0.9_fpn_1xb8-900i_shapes.py')
 REPNEXT_SHAPES = osp.join(CONFIG_DIR, 'repnext/mask-rcnn_repnext-m1_fpn_1xb8-900i_shapes.py')
 FAMILY_CONFIGS = sorted(p for family in ('repmobile', 'repvit', 'repnext')
@@ -231,6 +234,33 @@ def test_fuse_tool_round_trip_for_detectors(request, run, config):
                              osp.basename(config).replace('_fpn_', '-deploy_fpn_'))
     build_model(load_config(deploy_config)).load_state_dict(read_state_dict(fused_path),
                                                              strict=True)
+
+
+@pytest.mark.slow
+def test_det_inferencer_runs_trained_and_fused_checkpoints(shapes):
+    """mmdet's DetInferencer on the training config with the trained checkpoint and on
+    the deploy twin with what tools/reparameterize_model.py writes: the same
+    detections, the shapes' class names, and pictures drawn."""
+    from mmdet.apis import DetInferencer
+    fused = str(shapes['tmp'] / 'fused_for_inferencer.pth')
+    check_tool('tools/reparameterize_model.py', SHAPES, shapes['checkpoint'], fused,
+               *shapes['options'])
+    images = sorted(glob.glob(shapes['data'] + 'val2017/*.jpg'))
+    outputs = {}
+    for form, config, checkpoint in (('training', SHAPES, shapes['checkpoint']),
+                                     ('fused', SHAPES_DEPLOY, fused)):
+        inferencer = DetInferencer(load_config(config), weights=checkpoint, device='cpu',
+                                   show_progress=False)
+        assert inferencer.model.dataset_meta['classes'] == ('rectangle', 'ellipse', 'triangle')
+        outputs[form] = inferencer(images, return_vis=True, no_save_vis=True)
+        sizes = [Image.open(image).size for image in images]  # the shapes vary in size
+        assert [v.shape for v in outputs[form]['visualization']] == [(h, w, 3) for w, h in sizes]
+    for a, b in paired(outputs['training']['predictions'], outputs['fused']['predictions']):
+        assert len(a['scores']) > 0 and a['labels'] == b['labels']
+        torch.testing.assert_close(torch.tensor(b['scores']), torch.tensor(a['scores']),
+                                   atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(torch.tensor(b['bboxes']), torch.tensor(a['bboxes']),
+                                   atol=1e-2, rtol=1e-4)
 
 
 def test_frozen_stages_and_norm_eval_through_a_training_step(shapes):

@@ -15,10 +15,13 @@ from repmobile_mm.engine.model_io import build_model, read_state_dict
 from repmobile_mm.engine.runner import load_config
 from repmobile_mm.models import reparameterize_model
 from repmobile_mm.utils import randomize_batchnorm
-from tests.helpers import ROOT, assert_close_to_max, check_tool, fuse_with_tool, training_twin
+from tests.helpers import (ROOT, assert_close_to_max, check_tool, fuse_with_tool, paired,
+                           training_twin)
 
 CONFIG_DIR = osp.join(ROOT, 'segmentation/configs')
 SCENES = osp.join(CONFIG_DIR, 'repmobile/fpn_repmobile-s_1xb8-1000i_scenes-128x128.py')
+SCENES_DEPLOY = osp.join(
+    CONFIG_DIR, 'repmobile/deploy/fpn_repmobile-s-deploy_1xb8-1000i_scenes-128x128.py')
 REPVIT_SCENES = osp.join(CONFIG_DIR, 'repvit/fpn_repvit-m0.9_1xb8-1000i_scenes-128x128.py')
 REPNEXT_SCENES = osp.join(CONFIG_DIR, 'repnext/fpn_repnext-m1_1xb8-1000i_scenes-128x128.py')
 FAMILY_CONFIGS = sorted(p for family in ('repmobile', 'repvit', 'repnext')
@@ -82,7 +85,8 @@ def train_scenes(tmp_path_factory, config):
     work_dir = str(tmp / 'work')
     check_tool('tools/train.py', config, '--work-dir', work_dir, *options)
     assert osp.isfile(osp.join(work_dir, 'iter_2.pth')), 'training did not reach iteration 2'
-    return dict(tmp=tmp, options=options, checkpoint=osp.join(work_dir, 'iter_2.pth'))
+    return dict(tmp=tmp, data=data, options=options,
+                checkpoint=osp.join(work_dir, 'iter_2.pth'))
 
 
 @pytest.fixture(scope='module')
@@ -160,3 +164,28 @@ def test_fuse_tool_round_trip_for_segmentors(scenes):
     x = torch.randn(1, 3, 97, 75)
     with torch.no_grad():
         assert_close_to_max(deployed(x, mode='tensor'), model(x, mode='tensor'), 1e-4)
+
+
+@pytest.mark.slow
+def test_seg_inferencer_runs_trained_and_fused_checkpoints(scenes):
+    """mmseg's MMSegInferencer on the training config with the trained checkpoint and on
+    the deploy twin with what tools/reparameterize_model.py writes: the same label
+    maps, the scenes' class names, and overlays drawn."""
+    from mmseg.apis import MMSegInferencer
+    fused = str(scenes['tmp'] / 'fused_for_inferencer.pth')
+    check_tool('tools/reparameterize_model.py', SCENES, scenes['checkpoint'], fused,
+               *scenes['options'])
+    images = sorted(glob.glob(osp.join(scenes['data'], 'images', 'validation', '*.jpg')))
+    outputs = {}
+    for form, config, checkpoint in (('training', SCENES, scenes['checkpoint']),
+                                     ('fused', SCENES_DEPLOY, fused)):
+        inferencer = MMSegInferencer(load_config(config), weights=checkpoint, device='cpu')
+        assert tuple(inferencer.model.dataset_meta['classes']) == \
+            ('background', 'disc', 'square', 'triangle')
+        outputs[form] = inferencer(images, return_vis=True)
+        sizes = [Image.open(image).size for image in images]
+        assert [v.shape for v in outputs[form]['visualization']] == [(h, w, 3) for w, h in sizes]
+    for (a, b), (w, h) in paired(zip(outputs['training']['predictions'],
+                                     outputs['fused']['predictions']), sizes):
+        assert a.shape == (h, w)
+        assert (a != b).mean() < 1e-3  # label maps: a float32 tie may flip a pixel

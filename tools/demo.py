@@ -10,20 +10,28 @@
    For each: write the data if missing, train
    with tools/train.py, test with tools/test.py, fuse with
    tools/reparameterize_model.py, test the fused checkpoint with the deploy twin of
-   the config, and print both results side by side.
+   the config, print both results side by side, and draw the fused model's
+   predictions with the library's own inferencer into one picture.
+
+The console shows a progress bar per stage and the result tables; each tool's full
+output goes to a log file in its run's work dir, named as the stage ends.
 """
 import argparse
 import copy
+import glob
 import json
+import os
 import os.path as osp
+import re
 import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import Dict, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
+import numpy as np
 import torch
 
 from repmobile_mm.engine.model_io import (build_model, comparable_outputs, fused_copy,
@@ -46,6 +54,7 @@ class Task:
     data_tool: Tuple[str, ...]
     metrics: Dict[str, str]  # metric key -> column title
     latency_shape: Tuple[int, int]
+    images: str  # glob of held-out images for the picture
 
 
 TASKS = {
@@ -54,31 +63,33 @@ TASKS = {
         'classification/configs/repmobile/repmobile-s_1xb64_digits.py',
         'classification/configs/repmobile/deploy/repmobile-s-deploy_1xb64_digits.py',
         'epoch_12.pth', 'data/digits/val', ('tools/dataset_converters/export_digits.py',),
-        {'accuracy/top1': 'top-1 %'}, (32, 32)),
+        {'accuracy/top1': 'top-1 %'}, (32, 32), 'data/digits/val/*/*.png'),
     'classification-repvit': Task(
         'Classification: RepViT-M0.9 on scikit-learn digits (the same data and schedule)',
         'classification/configs/repvit/repvit-m0.9_1xb64_digits.py',
         'classification/configs/repvit/deploy/repvit-m0.9-deploy_1xb64_digits.py',
         'epoch_12.pth', 'data/digits/val', ('tools/dataset_converters/export_digits.py',),
-        {'accuracy/top1': 'top-1 %'}, (32, 32)),
+        {'accuracy/top1': 'top-1 %'}, (32, 32), 'data/digits/val/*/*.png'),
     'classification-repnext': Task(
         'Classification: RepNeXt-M1 on scikit-learn digits (the same data and schedule)',
         'classification/configs/repnext/repnext-m1_1xb64_digits.py',
         'classification/configs/repnext/deploy/repnext-m1-deploy_1xb64_digits.py',
         'epoch_12.pth', 'data/digits/val', ('tools/dataset_converters/export_digits.py',),
-        {'accuracy/top1': 'top-1 %'}, (32, 32)),
+        {'accuracy/top1': 'top-1 %'}, (32, 32), 'data/digits/val/*/*.png'),
     'detection': Task(
         'Detection + instance segmentation: Mask R-CNN RepMobile-S on generated shapes',
         'detection/configs/repmobile/mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py',
         'detection/configs/repmobile/deploy/mask-rcnn_repmobile-s-deploy_fpn_1xb8-900i_shapes.py',
         'iter_900.pth', 'data/shapes/val2017', ('tools/dataset_converters/make_shapes.py',),
-        {'coco/bbox_mAP': 'box AP', 'coco/segm_mAP': 'mask AP'}, (128, 128)),
+        {'coco/bbox_mAP': 'box AP', 'coco/segm_mAP': 'mask AP'}, (128, 128),
+        'data/shapes/val2017/*.jpg'),
     'segmentation': Task(
         'Semantic segmentation: Semantic FPN RepMobile-S on generated scenes',
         'segmentation/configs/repmobile/fpn_repmobile-s_1xb8-1000i_scenes-128x128.py',
         'segmentation/configs/repmobile/deploy/fpn_repmobile-s-deploy_1xb8-1000i_scenes-128x128.py',
         'iter_1000.pth', 'data/scenes/images/validation',
-        ('tools/dataset_converters/make_scenes.py',), {'mIoU': 'mIoU %'}, (128, 128)),
+        ('tools/dataset_converters/make_scenes.py',), {'mIoU': 'mIoU %'}, (128, 128),
+        'data/scenes/images/validation/*.jpg'),
 }
 
 CHECK_SIZES = [(224, 224), (67, 45), (33, 97)]
@@ -135,10 +146,75 @@ def backbone_demo(args):
                              f'form by {diff64:.2e} in float64')
 
 
-def run_tool(*args):
-    """Run one of the repository's tools as a user would, output streaming through."""
-    print('$ python ' + ' '.join(args), flush=True)
-    subprocess.run([sys.executable, *args], cwd=ROOT, check=True)
+class StageProgress:
+    """One console line per stage: a bar redrawn in place on a terminal; in a log
+    (no terminal) a line every quarter, so that CI output stays short."""
+    width = 30
+
+    def __init__(self, title: str):
+        self.title, self.start, self.shown = title, time.time(), -1
+        self.tty = sys.stdout.isatty()
+        self.update(0.0)
+
+    def update(self, fraction: float):
+        fraction = min(max(fraction, 0.0), 1.0)
+        step = int(fraction * 100) if self.tty else int(fraction * 4) * 25
+        if step == self.shown or (not self.tty and step in (0, 100)):
+            return  # a log shows the quarters between start and end only
+        self.shown = step
+        filled = int(self.width * fraction)
+        line = (f'  {self.title:<24} [{"#" * filled}{"." * (self.width - filled)}] '
+                f'{100 * fraction:3.0f}%  {time.time() - self.start:4.0f} s')
+        print('\r' + line if self.tty else line, end='' if self.tty else '\n', flush=True)
+
+    def finish(self, note: str):
+        if self.tty:
+            print('\r' + ' ' * (self.width + 45), end='\r')
+        print(f'  {self.title:<24} done in {time.time() - self.start:4.0f} s  {note}',
+              flush=True)
+
+
+def mmengine_progress(total_epochs: Optional[int] = None) -> Callable[[str], Optional[float]]:
+    """Reads progress from mmengine's log lines: ``Epoch(train) [e][i/n]`` (with the
+    run's epoch count), ``Iter(train) [i/n]``, ``Epoch(test) [i/n]``."""
+    epoch_line = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]')
+    iter_line = re.compile(r'(?:Iter\(train\)|Epoch\(test\))\s*\[\s*(\d+)/(\d+)\]')
+
+    def parse(line: str) -> Optional[float]:
+        match = epoch_line.search(line)
+        if match and total_epochs:
+            epoch, i, n = map(int, match.groups())
+            return ((epoch - 1) + i / n) / total_epochs
+        match = iter_line.search(line)
+        if match:
+            i, n = map(int, match.groups())
+            return i / n
+        return None
+    return parse
+
+
+def run_tool(title: str, log: str, *args, progress=None):
+    """Run one of the repository's tools as a user would, its whole output into ``log``,
+    a progress bar on the console; on failure, the end of the log and its path."""
+    bar = StageProgress(title)
+    with open(osp.join(ROOT, log), 'w') as out:
+        out.write('$ python ' + ' '.join(args) + '\n')
+        out.flush()
+        process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, bufsize=1)
+        for line in process.stdout:
+            out.write(line)
+            fraction = progress(line) if progress else None
+            if fraction is not None:
+                bar.update(fraction)
+        code = process.wait()
+    if code:
+        with open(osp.join(ROOT, log)) as f:
+            tail = f.readlines()[-25:]
+        print(f'\n{"".join(tail)}', flush=True)
+        raise SystemExit(f'{title} failed (exit {code}); full output: {log}')
+    bar.update(1.0)
+    bar.finish(f'log: {log}')
 
 
 def load_trained(config, checkpoint):
@@ -147,36 +223,84 @@ def load_trained(config, checkpoint):
     return model
 
 
-def task_demo(task: Task, work_dir: str):
-    """Data, train, test, fuse, test the fused checkpoint; returns the summary lines."""
+def draw_picture(task: Task, config: str, checkpoint: str, path: str, count: int = 6):
+    """The fused model's predictions on held-out images, drawn by the library's own
+    inferencer and visualizer (mmpretrain, mmdet, mmseg), side by side in one PNG."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    images = sorted(glob.glob(osp.join(ROOT, task.images)))
+    images = images[::max(1, len(images) // count)][:count]
+    cfg = load_config(osp.join(ROOT, config))
+    weights = osp.join(ROOT, checkpoint)
+    if cfg.default_scope == 'mmpretrain':
+        from mmpretrain.apis import ImageClassificationInferencer
+        results = ImageClassificationInferencer(cfg, pretrained=weights, device='cpu')(images)
+        panels = [np.asarray(plt.imread(image)) for image in images]
+        titles = [f"{result['pred_class']} ({result['pred_score']:.2f})" for result in results]
+    elif cfg.default_scope == 'mmdet':
+        from mmdet.apis import DetInferencer
+        inferencer = DetInferencer(cfg, weights=weights, device='cpu', show_progress=False)
+        panels = inferencer(images, return_vis=True, no_save_vis=True,
+                            pred_score_thr=0.5)['visualization']
+        titles = [osp.basename(image) for image in images]
+    else:
+        from mmseg.apis import MMSegInferencer
+        inferencer = MMSegInferencer(cfg, weights=weights, device='cpu')
+        panels = inferencer(images, return_vis=True, show=False)['visualization']
+        titles = [osp.basename(image) for image in images]
+    figure, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.6))
+    for ax, panel, title in zip(np.atleast_1d(axes), panels, titles):
+        ax.imshow(panel, interpolation='nearest')
+        ax.set_title(title, fontsize=9)
+        ax.axis('off')
+    figure.suptitle(task.title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(osp.join(ROOT, path), dpi=110)
+    plt.close(figure)
+
+
+def task_demo(task: Task, work_dir: str, picture_dir: str, name: str):
+    """Data, train, test, fuse, test the fused checkpoint, picture; the summary lines."""
     print(f'\n== {task.title} ==', flush=True)
-    if not osp.isdir(osp.join(ROOT, task.data_check)):
-        run_tool(*task.data_tool)
     shutil.rmtree(osp.join(ROOT, work_dir), ignore_errors=True)
+    os.makedirs(osp.join(ROOT, work_dir))
+    if not osp.isdir(osp.join(ROOT, task.data_check)):
+        run_tool('data', osp.join(work_dir, 'data.log'), *task.data_tool)
+    cfg = load_config(osp.join(ROOT, task.config))
     start = time.time()
-    run_tool('tools/train.py', task.config, '--work-dir', work_dir)
+    run_tool('train', osp.join(work_dir, 'train.log'), 'tools/train.py', task.config,
+             '--work-dir', work_dir,
+             progress=mmengine_progress(cfg.train_cfg.get('max_epochs')))
     train_time = time.time() - start
     checkpoint = osp.join(work_dir, task.checkpoint)
     fused = osp.join(work_dir, 'fused.pth')
-    run_tool('tools/reparameterize_model.py', task.config, checkpoint, fused)
+    run_tool('fuse', osp.join(work_dir, 'fuse.log'), 'tools/reparameterize_model.py',
+             task.config, checkpoint, fused)
     results = {}
     for form, config, ckpt in (('training', task.config, checkpoint),
                                ('fused', task.deploy_config, fused)):
         out = osp.join(work_dir, f'test_{form}.json')
-        run_tool('tools/test.py', config, ckpt, '--work-dir', osp.join(work_dir, f'test_{form}'),
-                 '--out', out)
+        run_tool(f'test ({form})', osp.join(work_dir, f'test_{form}.log'), 'tools/test.py',
+                 config, ckpt, '--work-dir', osp.join(work_dir, f'test_{form}'), '--out', out,
+                 progress=mmengine_progress())
         with open(osp.join(ROOT, out)) as f:
             results[form] = json.load(f)
+    picture = osp.join(picture_dir, f'{name}.png')
+    bar = StageProgress('picture (inferencer)')
+    draw_picture(task, task.deploy_config, fused, picture)
+    bar.finish(f'wrote {picture}')
     models = {'training': load_trained(task.config, checkpoint),
               'fused': load_trained(task.deploy_config, fused)}
     height, width = task.latency_shape
-    scope = load_config(osp.join(ROOT, task.config)).default_scope
+    scope = cfg.default_scope
     latency = interleaved_latency(
         {form: partial(comparable_outputs, m, scope=scope) for form, m in models.items()},
         torch.randn(1, 3, height, width), repeats=20)
     timed = 'backbone+neck' if scope == 'mmdet' else 'model'
 
-    lines = [task.title, f'  trained in {train_time:.0f} s; whole task {time.time() - start:.0f} s',
+    lines = [task.title, f'  trained in {train_time:.0f} s; whole task {time.time() - start:.0f} s; '
+             f'picture {picture}',
              f"  {'form':<9}" + ''.join(f'{title:>10}' for title in task.metrics.values()) +
              f"{'params':>9}{f'latency b1 {height}x{width} ({timed})':>37}"]
     for form in ('training', 'fused'):
@@ -201,7 +325,7 @@ def main():
     backbone_demo(args)
     summary = []
     for name in args.tasks:
-        summary += task_demo(TASKS[name], osp.join(args.work_dir, name))
+        summary += task_demo(TASKS[name], osp.join(args.work_dir, name), args.work_dir, name)
     if summary:
         print('\n== Summary ==\n' + '\n'.join(summary))
     print(f'demo finished in {time.time() - start:.0f} s')

@@ -28,7 +28,7 @@ fi
 pip() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@"; }
 
 log "installing torch, torchvision and build tools"
-pip install -q 'setuptools>=77.0.3,<81' wheel ninja
+pip install -q 'setuptools>=77.0.3,<80' wheel ninja
 pip install -q -r "$ROOT/requirements/runtime.txt"
 
 build_mmcv() {
@@ -67,10 +67,21 @@ if ! ls "$WHEELS"/mmcv-$MMCV_VERSION-*.whl >/dev/null 2>&1; then
     build_mmcv
 fi
 
-log "installing the OpenMMLab packages and test tools"
-pip install -q --find-links "$WHEELS" -r "$ROOT/requirements/mminstall.txt" -r "$ROOT/requirements/tests.txt"
-pip install -q --no-deps --no-build-isolation -e "$ROOT"
-"$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, mmpretrain, repmobile_mm" \
+log "installing the OpenMMLab packages, openmim and test tools"
+pip install -q --find-links "$WHEELS" -r "$ROOT/requirements/mminstall.txt" \
+    -r "$ROOT/requirements/tests.txt" -r "$ROOT/requirements/mim.txt"
+# openmim's own opendatalab dependency would pin setuptools==60.2.0 (see requirements/mim.txt)
+pip install -q --no-deps 'openmim==0.3.9'
+# `setup.py develop` style (an egg-link to this tree), not PEP 660: mim runs tools and finds
+# configs under <the distribution's location>/repmobile_mm/.mim, which this gives it
+pip install -q --no-deps --no-build-isolation --no-use-pep517 -e "$ROOT"
+"$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, mmpretrain, mim, repmobile_mm" \
     || { log "import check failed"; exit 1; }
+"$VENV/bin/python" - "$ROOT" <<'CHECK' || { log "mim cannot see the editable install"; exit 1; }
+import os.path as osp, sys, warnings
+warnings.simplefilter('ignore')
+from mim.utils import get_installed_path
+assert osp.samefile(get_installed_path('repmobile_mm'), osp.join(sys.argv[1], 'repmobile_mm'))
+CHECK
 echo "$STAMP" >"$VENV/.installed"
 log "done"

@@ -5,21 +5,21 @@
 Builds the model of CONFIG (classifier, detector or segmentor; RepMobile, or
 mmpretrain's RepVGG/MobileOne), loads SRC strictly, fuses every module that
 offers switch_to_deploy / reparameterize / fuse, compares both forms on a random
-input of the config's test size and writes DST (model weights only) when they
-agree (never over an existing DST without --force, never half a file). Load DST
-with the config's deploy twin (under deploy/).
+input of the config's test size and writes DST (the model weights) when they
+agree (never over an existing DST without --force, never half a file), with SRC's
+dataset meta (class names, palette). Load DST with the config's deploy twin (under
+deploy/).
 """
 import argparse
 import time
 
 import torch
-from mmengine.config import DictAction
 
-from repmobile_mm.engine.checkpoint import check_output_path, save_atomically
+from repmobile_mm.engine.checkpoint import check_output_path, read_checkpoint, save_atomically
 from repmobile_mm.engine.model_io import (build_model, fits, fused_copy, has_fusable_modules,
-                                          load_weights, max_difference, read_state_dict,
+                                          load_weights, max_difference, state_dict_of,
                                           test_input_size)
-from repmobile_mm.engine.runner import load_config
+from repmobile_mm.engine.runner import add_cfg_options, load_config
 
 
 def parse_args():
@@ -32,8 +32,7 @@ def parse_args():
     parser.add_argument('--rtol', type=float, default=1e-4,
                         help='largest accepted difference, relative to the largest output')
     parser.add_argument('--force', action='store_true', help='replace an existing DST')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, key=value')
+    add_cfg_options(parser)
     return parser.parse_args()
 
 
@@ -45,7 +44,8 @@ def main():
     if not has_fusable_modules(model):
         raise SystemExit(f'nothing to fuse: no module of the {type(model).__name__} built by '
                          f'{args.config} offers switch_to_deploy, reparameterize or fuse')
-    state_dict = read_state_dict(args.src)
+    checkpoint = read_checkpoint(args.src)
+    state_dict = state_dict_of(checkpoint, args.src)
     fused_structure = fused_copy(model)
     if fits(fused_structure, state_dict):
         raise SystemExit(f'{args.src} is already fused (deploy form): use it as it is, with '
@@ -63,9 +63,12 @@ def main():
     if not diff <= args.rtol * scale:
         raise SystemExit(f'refusing to write {args.dst}: the fused model does not reproduce '
                          f'the trained one (relative difference above {args.rtol:g})')
-    save_atomically({'state_dict': fused.state_dict(),
-                     'meta': dict(fused_from=args.src, config=args.config)}, args.dst,
-                    args.force)
+    meta = dict(fused_from=args.src, config=args.config)
+    # class names and palette, which the mm inferencers and visualizers read from here
+    source_meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    if isinstance(source_meta, dict) and 'dataset_meta' in source_meta:
+        meta['dataset_meta'] = source_meta['dataset_meta']
+    save_atomically({'state_dict': fused.state_dict(), 'meta': meta}, args.dst, args.force)
     print(f'wrote {args.dst}')
 
 

@@ -6,12 +6,10 @@
 import argparse
 import json
 
-from mmengine.model import is_model_wrapper
-
 from repmobile_mm.engine.config_checks import check_data_roots, explained_registry_errors
 from repmobile_mm.engine.model_io import load_weights, read_state_dict
 from repmobile_mm.engine.runner import (add_common_args, apply_library_dataloader_defaults,
-                                        build_runner, config_from_args)
+                                        bare_model, build_runner, config_from_args)
 
 
 def parse_args():
@@ -43,7 +41,7 @@ def main():
     runner = build_runner(cfg)
     # Strict, unlike the runner's own loading: a checkpoint of another model must
     # fail here with the differing keys named, not score silently at chance level.
-    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    model = bare_model(runner)
     load_weights(model, state_dict, args.checkpoint, args.config)
     check_data_roots(cfg, ['test_dataloader'])
     with explained_registry_errors(cfg):  # datasets, transforms and metrics build here

@@ -4,7 +4,6 @@ import math
 
 import torch
 from mmengine.hooks import EMAHook, Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 
@@ -56,7 +55,8 @@ class ChannelsLastHook(Hook):
     priority = 'VERY_HIGH'
 
     def before_run(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        from .runner import bare_model
+        model = bare_model(runner)
         check_channels_last_safe(model)
         model.to(memory_format=torch.channels_last)
 
@@ -84,8 +84,8 @@ class FiniteLossHook(Hook):
     priority = 'VERY_HIGH'
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        terms = {name: float(value) for name, value in (outputs or {}).items()
-                 if 'loss' in name}
+        terms = {name: float(value.detach() if torch.is_tensor(value) else value)
+                 for name, value in (outputs or {}).items() if 'loss' in name}
         if all(math.isfinite(value) for value in terms.values()):
             return
         listed = ', '.join(f'{name}={value:.4g}' for name, value in terms.items())

@@ -35,7 +35,11 @@ def build_model(cfg: Config) -> nn.Module:
 
 def read_state_dict(path: str) -> dict:
     """The model weights of a checkpoint file (mmengine's ``state_dict`` or a bare dict)."""
-    checkpoint = read_checkpoint(path)
+    return state_dict_of(read_checkpoint(path), path)
+
+
+def state_dict_of(checkpoint, path: str) -> dict:
+    """The model weights in a loaded checkpoint (read from ``path``)."""
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get('state_dict'), dict):
         return checkpoint['state_dict']
     if isinstance(checkpoint, dict) and all(torch.is_tensor(v) for v in checkpoint.values()):

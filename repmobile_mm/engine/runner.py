@@ -70,11 +70,16 @@ def apply_library_dataloader_defaults(cfg: Config) -> None:
             loader.setdefault('persistent_workers', True)
 
 
+def add_cfg_options(parser) -> None:
+    """``--cfg-options key=value ...``, as every OpenMMLab tool takes it."""
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, key=value')
+
+
 def add_common_args(parser) -> None:
     """The arguments tools/train.py and tools/test.py share."""
     parser.add_argument('--work-dir', help='where logs (and checkpoints) go')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, key=value')
+    add_cfg_options(parser)
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     # torch.distributed.launch passes --local-rank (older: --local_rank); torchrun sets LOCAL_RANK
@@ -90,9 +95,14 @@ def config_from_args(args) -> Config:
     return cfg
 
 
+def bare_model(runner):
+    """The runner's model without its distributed wrapper."""
+    from mmengine.model import is_model_wrapper
+    return runner.model.module if is_model_wrapper(runner.model) else runner.model
+
+
 def build_runner(cfg: Config):
     from mmengine.logging import print_log
-    from mmengine.model import is_model_wrapper
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
@@ -105,8 +115,7 @@ def build_runner(cfg: Config):
         cfg.custom_hooks = [*hooks, dict(type='FiniteLossHook')]
     with explained_registry_errors(cfg):
         runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    check_backbone_outputs(runner.model.module if is_model_wrapper(runner.model) else
-                           runner.model)
+    check_backbone_outputs(bare_model(runner))
     if distributed:
         print_log(distributed, logger='current')
     return runner

@@ -6,10 +6,8 @@ MACs follow mmengine's FlopAnalyzer (the published tables' convention).
 """
 import argparse
 
-from mmengine.config import DictAction
-
 from repmobile_mm.engine.model_io import build_model, fused_copy, test_input_size
-from repmobile_mm.engine.runner import load_config
+from repmobile_mm.engine.runner import add_cfg_options, load_config
 from repmobile_mm.utils import count_macs, count_params
 
 
@@ -18,8 +16,7 @@ def main():
     parser.add_argument('config')
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
                         help="input size (default: the config's test size)")
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, key=value')
+    add_cfg_options(parser)
     args = parser.parse_args()
     cfg = load_config(args.config, args.cfg_options)
     model = build_model(cfg).eval()
