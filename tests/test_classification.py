@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import repmobile_mm  # noqa: F401
 from repmobile_mm.engine.model_io import build_model, read_state_dict
@@ -251,6 +252,16 @@ def test_inferencer_runs_the_fused_checkpoint_with_its_classes(trained):
         assert a['pred_label'] == b['pred_label'] and a['pred_class'] == b['pred_class']
         assert_close_to_max(torch.as_tensor(b['pred_scores']),
                             torch.as_tensor(a['pred_scores']), 1e-5)
+    # the demo's picture of them: one PNG, never written over without --force
+    picture = str(trained['tmp'] / 'predictions.png')
+    draw = ('tools/analysis_tools/draw_predictions.py', DIGITS_DEPLOY, fused, picture,
+            '--images', osp.join(trained['data'], 'val', '*', '*.png'), '--count', '4',
+            *trained['options'])
+    assert 'wrote' in check_tool(*draw).stdout
+    with Image.open(picture) as png:
+        assert png.format == 'PNG' and png.width > 4 * 100
+    again = run_tool(*draw)
+    assert again.returncode != 0 and 'pass --force' in again.stderr
 
 
 @pytest.mark.slow

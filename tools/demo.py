@@ -18,7 +18,6 @@ output goes to a log file in its run's work dir, named as the stage ends.
 """
 import argparse
 import copy
-import glob
 import json
 import os
 import os.path as osp
@@ -29,9 +28,8 @@ import sys
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
-import numpy as np
 import torch
 
 from repmobile_mm.engine.model_io import (build_model, comparable_outputs, fused_copy,
@@ -197,9 +195,8 @@ def run_tool(title: str, log: str, *args, progress=None):
     """Run one of the repository's tools as a user would, its whole output into ``log``,
     a progress bar on the console; on failure, the end of the log and its path."""
     bar = StageProgress(title)
-    with open(osp.join(ROOT, log), 'w') as out:
+    with open(osp.join(ROOT, log), 'w', buffering=1) as out:  # line by line, to follow it
         out.write('$ python ' + ' '.join(args) + '\n')
-        out.flush()
         process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, bufsize=1)
         for line in process.stdout:
@@ -223,43 +220,6 @@ def load_trained(config, checkpoint):
     return model
 
 
-def draw_picture(task: Task, config: str, checkpoint: str, path: str, count: int = 6):
-    """The fused model's predictions on held-out images, drawn by the library's own
-    inferencer and visualizer (mmpretrain, mmdet, mmseg), side by side in one PNG."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    images = sorted(glob.glob(osp.join(ROOT, task.images)))
-    images = images[::max(1, len(images) // count)][:count]
-    cfg = load_config(osp.join(ROOT, config))
-    weights = osp.join(ROOT, checkpoint)
-    if cfg.default_scope == 'mmpretrain':
-        from mmpretrain.apis import ImageClassificationInferencer
-        results = ImageClassificationInferencer(cfg, pretrained=weights, device='cpu')(images)
-        panels = [np.asarray(plt.imread(image)) for image in images]
-        titles = [f"{result['pred_class']} ({result['pred_score']:.2f})" for result in results]
-    elif cfg.default_scope == 'mmdet':
-        from mmdet.apis import DetInferencer
-        inferencer = DetInferencer(cfg, weights=weights, device='cpu', show_progress=False)
-        panels = inferencer(images, return_vis=True, no_save_vis=True,
-                            pred_score_thr=0.5)['visualization']
-        titles = [osp.basename(image) for image in images]
-    else:
-        from mmseg.apis import MMSegInferencer
-        inferencer = MMSegInferencer(cfg, weights=weights, device='cpu')
-        panels = inferencer(images, return_vis=True, show=False)['visualization']
-        titles = [osp.basename(image) for image in images]
-    figure, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.6))
-    for ax, panel, title in zip(np.atleast_1d(axes), panels, titles):
-        ax.imshow(panel, interpolation='nearest')
-        ax.set_title(title, fontsize=9)
-        ax.axis('off')
-    figure.suptitle(task.title, fontsize=9)
-    figure.tight_layout()
-    figure.savefig(osp.join(ROOT, path), dpi=110)
-    plt.close(figure)
-
-
 def task_demo(task: Task, work_dir: str, picture_dir: str, name: str):
     """Data, train, test, fuse, test the fused checkpoint, picture; the summary lines."""
     print(f'\n== {task.title} ==', flush=True)
@@ -269,8 +229,9 @@ def task_demo(task: Task, work_dir: str, picture_dir: str, name: str):
         run_tool('data', osp.join(work_dir, 'data.log'), *task.data_tool)
     cfg = load_config(osp.join(ROOT, task.config))
     start = time.time()
+    # no validation at the end of training: tools/test.py scores the checkpoint next
     run_tool('train', osp.join(work_dir, 'train.log'), 'tools/train.py', task.config,
-             '--work-dir', work_dir,
+             '--work-dir', work_dir, '--no-validate',
              progress=mmengine_progress(cfg.train_cfg.get('max_epochs')))
     train_time = time.time() - start
     checkpoint = osp.join(work_dir, task.checkpoint)
@@ -287,9 +248,9 @@ def task_demo(task: Task, work_dir: str, picture_dir: str, name: str):
         with open(osp.join(ROOT, out)) as f:
             results[form] = json.load(f)
     picture = osp.join(picture_dir, f'{name}.png')
-    bar = StageProgress('picture (inferencer)')
-    draw_picture(task, task.deploy_config, fused, picture)
-    bar.finish(f'wrote {picture}')
+    run_tool('picture (inferencer)', osp.join(work_dir, 'picture.log'),
+             'tools/analysis_tools/draw_predictions.py', task.deploy_config, fused, picture,
+             '--images', task.images, '--title', task.title, '--force')
     models = {'training': load_trained(task.config, checkpoint),
               'fused': load_trained(task.deploy_config, fused)}
     height, width = task.latency_shape
