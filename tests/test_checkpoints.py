@@ -3,6 +3,7 @@ without --force and never left half written."""
 import glob
 import os
 import os.path as osp
+import random
 import re
 
 import pytest
@@ -20,7 +21,11 @@ def bad_checkpoints(folder):
     torch.save({'state_dict': {'w': torch.randn(64, 64)}}, good)
     with open(good, 'rb') as f:
         content = f.read()
-    files = {'truncated': content[:len(content) // 2], 'garbage': os.urandom(2048)}
+    # fixed garbage: seed 2 ends in the unpickler's stack (IndexError), 20 in its memo
+    # (KeyError), 0 in its opcode check (UnpicklingError)
+    files = {'truncated': content[:len(content) // 2],
+             **{kind: random.Random(seed).randbytes(2048)
+                for kind, seed in (('garbage', 0), ('stack', 2), ('memo', 20))}}
     paths = {}
     for kind, data in files.items():
         paths[kind] = osp.join(folder, f'{kind}.pth')
@@ -30,6 +35,7 @@ def bad_checkpoints(folder):
     torch.save({'state_dict': {}, 'hook': print}, paths['unsafe'])  # a global: the function print
     paths['missing'] = osp.join(folder, 'missing.pth')
     messages = {'truncated': 'is truncated or corrupted', 'garbage': 'corrupted',
+                'stack': 'corrupted', 'memo': 'corrupted',
                 'unsafe': 'carries the global print',
                 'missing': 'checkpoint not found'}
     return {kind: (paths[kind], messages[kind]) for kind in messages}

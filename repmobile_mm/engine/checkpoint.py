@@ -48,7 +48,8 @@ def read_checkpoint(path: str):
                              '(torch.save of a state dict)') from None
         raise SystemExit(f'{path} is corrupted (not a PyTorch checkpoint): '
                          f'{first_line(err)}') from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
+    except Exception as err:  # garbage fails anywhere in the unpickler (EOFError,
+        # RuntimeError, IndexError from its stack, KeyError from its memo, ...)
         raise SystemExit(f'{path} is truncated or corrupted (not a complete PyTorch '
                          f'checkpoint): {first_line(err)}') from None
 
