@@ -3,8 +3,8 @@
 What timm's own model tests expect of its models (pretrained cfg, widths, classifier
 reset, pooling, features, intermediates, pruning, gradient checkpointing,
 TorchScript, torch.fx, re-parameterization, creation on a device), checked here on
-small inputs, in the training form and in the form timm's ``reparameterize_model``
-fuses into.
+small inputs; TorchScript, torch.fx and timm's ``reparameterize_model`` on one model
+of each code path, in the training form and in the fused form.
 """
 import copy
 
@@ -20,6 +20,10 @@ from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import paired
 
 MODELS = sorted(default_cfgs)
+# one model of each code path (RepViT's releases differ in RepVGGDW); the other variants
+# differ from these in widths, depths and SE placement only, and compiling each costs
+# seconds
+CODE_PATHS = ['repmobile_s', 'mm_repvit_m0_9', 'mm_repvit_m1', 'repnext_m0']
 CFG_KEYS = ('url', 'num_classes', 'input_size', 'pool_size', 'crop_pct', 'interpolation',
             'mean', 'std', 'first_conv', 'classifier')
 
@@ -116,7 +120,7 @@ def test_intermediates_features_and_pruning(name):
     assert not unused, unused
 
 
-@pytest.mark.parametrize('name', MODELS)
+@pytest.mark.parametrize('name', CODE_PATHS)
 def test_scripting_and_tracing_in_both_forms(name):
     model = create(name)
     fused = reparameterize_model(model)
