@@ -51,6 +51,16 @@ def training_twin(deploy_config):
     return deploy_config.replace('/deploy/', '/').replace('-deploy_', '_')
 
 
+def trained_and_fused(config, deploy_config, run):
+    """``(form, config, checkpoint)`` of a training run's checkpoint (``run``: the
+    fixture's ``tmp``, ``checkpoint`` and ``options``) and of the fused checkpoint that
+    tools/reparameterize_model.py writes from it, for the deploy twin."""
+    fused = str(run['tmp'] / 'fused_for_inferencer.pth')
+    check_tool('tools/reparameterize_model.py', config, run['checkpoint'], fused,
+               *run['options'])
+    return [('training', config, run['checkpoint']), ('fused', deploy_config, fused)]
+
+
 def fuse_with_tool(config, model, folder, monkeypatch):
     """Save ``model`` (built from the training ``config``) and fuse it with
     tools/reparameterize_model.py, in this process (a check input of 64x64); returns the

@@ -15,7 +15,8 @@ import repmobile_mm  # noqa: F401
 from repmobile_mm.engine.model_io import build_model, read_state_dict
 from repmobile_mm.engine.runner import load_config
 from tests.helpers import (ROOT, assert_close_to_max, check_tool, fuse_with_tool,
-                           make_folder_dataset, paired, run_tool, training_twin)
+                           make_folder_dataset, paired, run_tool, trained_and_fused,
+                           training_twin)
 
 CONFIG_DIR = osp.join(ROOT, 'classification/configs')
 DIGITS = osp.join(CONFIG_DIR, 'repmobile/repmobile-s_1xb64_digits.py')
@@ -236,13 +237,10 @@ def test_inferencer_runs_the_fused_checkpoint_with_its_classes(trained):
     tools/reparameterize_model.py writes: the trained model's scores, and the class
     names the training run stored (carried over by the fuse tool)."""
     from mmpretrain.apis import ImageClassificationInferencer
-    fused = str(trained['tmp'] / 'fused_for_inferencer.pth')
-    check_tool('tools/reparameterize_model.py', DIGITS, trained['checkpoint'], fused,
-               *trained['options'])
+    forms = trained_and_fused(DIGITS, DIGITS_DEPLOY, trained)
     images = sorted(glob.glob(osp.join(trained['data'], 'val', '*', '*.png')))
     results = {}
-    for form, config, checkpoint in (('training', DIGITS, trained['checkpoint']),
-                                     ('fused', DIGITS_DEPLOY, fused)):
+    for form, config, checkpoint in forms:
         cfg = load_config(config)
         cfg.merge_from_dict(option_dict(trained['options']))
         inferencer = ImageClassificationInferencer(cfg, pretrained=checkpoint, device='cpu')
@@ -254,7 +252,8 @@ def test_inferencer_runs_the_fused_checkpoint_with_its_classes(trained):
                             torch.as_tensor(a['pred_scores']), 1e-5)
     # the demo's picture of them: one PNG, never written over without --force
     picture = str(trained['tmp'] / 'predictions.png')
-    draw = ('tools/analysis_tools/draw_predictions.py', DIGITS_DEPLOY, fused, picture,
+    _, deploy_config, fused = forms[1]
+    draw = ('tools/analysis_tools/draw_predictions.py', deploy_config, fused, picture,
             '--images', osp.join(trained['data'], 'val', '*', '*.png'), '--count', '4',
             *trained['options'])
     assert 'wrote' in check_tool(*draw).stdout

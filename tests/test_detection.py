@@ -15,7 +15,8 @@ from repmobile_mm.engine.model_io import build_model, read_state_dict
 from repmobile_mm.engine.runner import load_config
 from repmobile_mm.models import RepNeXt, reparameterize_model
 from repmobile_mm.utils import randomize_batchnorm
-from tests.helpers import ROOT, check_tool, fuse_with_tool, paired, training_twin
+from tests.helpers import (ROOT, check_tool, fuse_with_tool, paired, trained_and_fused,
+                           training_twin)
 
 CONFIG_DIR = osp.join(ROOT, 'detection/configs')
 SHAPES = osp.join(CONFIG_DIR, 'repmobile/mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py')
@@ -242,13 +243,9 @@ def test_det_inferencer_runs_trained_and_fused_checkpoints(shapes):
     the deploy twin with what tools/reparameterize_model.py writes: the same
     detections, the shapes' class names, and pictures drawn."""
     from mmdet.apis import DetInferencer
-    fused = str(shapes['tmp'] / 'fused_for_inferencer.pth')
-    check_tool('tools/reparameterize_model.py', SHAPES, shapes['checkpoint'], fused,
-               *shapes['options'])
     images = sorted(glob.glob(shapes['data'] + 'val2017/*.jpg'))
     outputs = {}
-    for form, config, checkpoint in (('training', SHAPES, shapes['checkpoint']),
-                                     ('fused', SHAPES_DEPLOY, fused)):
+    for form, config, checkpoint in trained_and_fused(SHAPES, SHAPES_DEPLOY, shapes):
         inferencer = DetInferencer(load_config(config), weights=checkpoint, device='cpu',
                                    show_progress=False)
         assert inferencer.model.dataset_meta['classes'] == ('rectangle', 'ellipse', 'triangle')

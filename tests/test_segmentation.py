@@ -16,7 +16,7 @@ from repmobile_mm.engine.runner import load_config
 from repmobile_mm.models import reparameterize_model
 from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import (ROOT, assert_close_to_max, check_tool, fuse_with_tool, paired,
-                           training_twin)
+                           trained_and_fused, training_twin)
 
 CONFIG_DIR = osp.join(ROOT, 'segmentation/configs')
 SCENES = osp.join(CONFIG_DIR, 'repmobile/fpn_repmobile-s_1xb8-1000i_scenes-128x128.py')
@@ -172,13 +172,9 @@ def test_seg_inferencer_runs_trained_and_fused_checkpoints(scenes):
     the deploy twin with what tools/reparameterize_model.py writes: the same label
     maps, the scenes' class names, and overlays drawn."""
     from mmseg.apis import MMSegInferencer
-    fused = str(scenes['tmp'] / 'fused_for_inferencer.pth')
-    check_tool('tools/reparameterize_model.py', SCENES, scenes['checkpoint'], fused,
-               *scenes['options'])
     images = sorted(glob.glob(osp.join(scenes['data'], 'images', 'validation', '*.jpg')))
     outputs = {}
-    for form, config, checkpoint in (('training', SCENES, scenes['checkpoint']),
-                                     ('fused', SCENES_DEPLOY, fused)):
+    for form, config, checkpoint in trained_and_fused(SCENES, SCENES_DEPLOY, scenes):
         inferencer = MMSegInferencer(load_config(config), weights=checkpoint, device='cpu')
         assert tuple(inferencer.model.dataset_meta['classes']) == \
             ('background', 'disc', 'square', 'triangle')
