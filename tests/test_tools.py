@@ -54,13 +54,18 @@ def test_export_digits_writes_the_stratified_split(tmp_path):
     assert image.size == (16, 16) and image.mode == 'RGB'
 
 
-def test_get_flops_prints_both_forms_counts():
-    config = DIGITS['repmobile']
+@pytest.mark.parametrize('config', [
+    DIGITS['repmobile'],
+    osp.join(ROOT, 'detection/configs/repvit/mask-rcnn_repvit-m1.1_fpn_1x_coco.py')],
+    ids=['classifier', 'detector'])
+def test_get_flops_prints_both_forms_counts(config):
+    from tools.analysis_tools.get_flops import DetectorFeatures
     result = check_tool('tools/analysis_tools/get_flops.py', config, '--shape', '64', '48')
     model = build_model(load_config(config)).eval()
     for form, net in (('training', model), ('deploy', fused_copy(model))):
+        counted = DetectorFeatures(net) if 'detection' in config else net
         expected = (f'{form:<8} form: {count_params(net) / 1e6:.2f}M parameters, '
-                    f'{count_macs(net, (1, 3, 64, 48)) / 1e9:.3f}G MACs')
+                    f'{count_macs(counted, (1, 3, 64, 48)) / 1e9:.3f}G MACs')
         assert expected in result.stdout, result.stdout
 
 
