@@ -41,7 +41,7 @@ class ClassifierNet:
             for i, (dim, module) in enumerate(zip(self.dims, feature_modules))
         ]
         self.num_classes = num_classes
-        setattr(self, self.classifier_name, self.build_classifier(num_classes))
+        setattr(self, self.classifier_name, self.classifier_for(num_classes))
         self.set_distilled_training(False)
 
     @staticmethod
@@ -51,8 +51,12 @@ class ClassifierNet:
                                  f'{global_pool!r}')
         return global_pool
 
+    def classifier_for(self, num_classes: int) -> nn.Module:
+        """The family's classifier for ``num_classes``, an identity for 0."""
+        return self.build_classifier(num_classes) if num_classes else nn.Identity()
+
     def build_classifier(self, num_classes: int) -> nn.Module:
-        """The family's classifier for ``num_classes`` (an identity for 0)."""
+        """The family's classifier for ``num_classes`` (at least 1)."""
         raise NotImplementedError
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -73,7 +77,7 @@ class ClassifierNet:
         if global_pool is not None:
             self.global_pool = self.check_global_pool(global_pool)
         reference = next(self.parameters())
-        classifier = self.build_classifier(num_classes)
+        classifier = self.classifier_for(num_classes)
         classifier.to(device=reference.device, dtype=reference.dtype).train(self.training)
         self.num_classes = num_classes
         setattr(self, self.classifier_name, classifier)
@@ -167,8 +171,6 @@ class RepMobileNet(ClassifierNet, RepMobile):
                       [f'layer{i}' for i in range(self.num_stages)])
 
     def build_classifier(self, num_classes: int) -> nn.Module:
-        if not num_classes:
-            return nn.Identity()
         return RepMobileClassifier(self.head_hidden_size, num_classes, self.distillation,
                                    self.drop_rate, deploy=self.deploy)
 
@@ -211,8 +213,6 @@ class RepViTNet(ClassifierNet, RepViT):
                       [f'features.{end}' for end in self.stage_ends])
 
     def build_classifier(self, num_classes: int) -> nn.Module:
-        if not num_classes:
-            return nn.Identity()
         return BNLinearClassifier(self.head_hidden_size, num_classes, self.distillation,
                                   deploy=self.deploy)
 
@@ -246,8 +246,6 @@ class RepNeXtNet(ClassifierNet, RepNeXt):
                       [f'stages.{i}' for i in range(self.num_stages)])
 
     def build_classifier(self, num_classes: int) -> nn.Module:
-        if not num_classes:
-            return nn.Identity()
         return NormLinearClassifier(self.head_hidden_size, num_classes, self.distillation,
                                     deploy=self.deploy)
 
