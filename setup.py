@@ -64,5 +64,6 @@ if __name__ == '__main__':
         extras_require={
             'mm': read_requirements('mminstall.txt'),
             'tests': read_requirements('tests.txt'),
+            'deploy': read_requirements('deploy.txt'),
         },
         zip_safe=False)

@@ -69,7 +69,8 @@ fi
 
 log "installing the OpenMMLab packages, openmim and test tools"
 pip install -q --find-links "$WHEELS" -r "$ROOT/requirements/mminstall.txt" \
-    -r "$ROOT/requirements/tests.txt" -r "$ROOT/requirements/mim.txt"
+    -r "$ROOT/requirements/tests.txt" -r "$ROOT/requirements/mim.txt" \
+    -r "$ROOT/requirements/deploy.txt"
 # openmim's own opendatalab dependency would pin setuptools==60.2.0 (see requirements/mim.txt)
 pip install -q --no-deps 'openmim==0.3.9'
 # `setup.py develop` style (an egg-link to this tree), not PEP 660: mim runs tools and finds

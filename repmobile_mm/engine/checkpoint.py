@@ -12,6 +12,7 @@ can be called.
 import os
 import pickle
 import re
+import shutil
 import tempfile
 from typing import Callable
 
@@ -67,21 +68,23 @@ def check_output_path(path: str, force: bool = False) -> None:
 
 
 def write_atomically(path: str, write: Callable[[str], None], force: bool = False) -> None:
-    """Call ``write`` on a temporary file beside ``path`` and rename it into place, so
-    an interrupted or failed write (an exception in ``write``) never leaves a partial
-    file under the final name; an existing ``path`` is kept unless ``force``."""
+    """Call ``write`` on a temporary path beside ``path`` (same name, in a hidden
+    ``.part`` folder) and rename the result into place, so an interrupted or failed
+    write (an exception in ``write``) never leaves a partial file or folder (a Core ML
+    ``.mlpackage``) under the final name; an existing ``path`` is kept unless ``force``."""
     check_output_path(path, force)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    handle, partial = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.',
-                                       suffix='.part', dir=folder)
-    os.close(handle)
+    staging = tempfile.mkdtemp(prefix='.' + os.path.basename(path) + '.', suffix='.part',
+                               dir=folder)
     try:
+        partial = os.path.join(staging, os.path.basename(path))
         write(partial)
+        if os.path.isdir(path) and not os.path.islink(path):  # a rename cannot replace
+            os.replace(path, os.path.join(staging, 'replaced'))  # a folder: move it aside
         os.replace(partial, path)
     finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def save_atomically(obj, path: str, force: bool = False) -> None:

@@ -10,7 +10,8 @@ names, measured in training and fused form; RepNeXt also as ``(published fuse)``
 published fuse rebuilt from the spec, which keeps the BatchNorm after every token
 mixer), a config
 path (ours by config: classifier, or the backbone of a detector/segmentor), an
-``.onnx`` file (run by onnxruntime on CPU, fp32; see tools/deployment), or any
+``.onnx`` file (run by onnxruntime on CPU with ``--ort-threads``, default one; fp32
+from tools/deployment/pytorch2onnx.py or int8 from quantize_onnx.py), or any
 timm model name; timm models that can be re-parameterized (timm's own ``repvit_*``,
 ``mobileone_*``, ``fastvit_*``) are measured fused. All models take turns within
 each round (interleaved), after warm-up; the median over rounds is reported.
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from repmobile_mm.engine.export import onnx_precision, onnxruntime_session
 from repmobile_mm.engine.model_io import fused_copy
 from repmobile_mm.models import RepMobileBlock
 from repmobile_mm.models.backbones.repnext import RepDWConvS, RepDWConvM
@@ -47,7 +49,8 @@ DEFAULT_MODELS = ['repmobile_s', 'repmobile_m', 'repmobile_l', 'repvit_m0_9', 'm
                   'efficientformerv2_s0', 'mobilenetv3_large_100', 'fastvit_t8']
 
 
-def build_models(names: List[str], train_step: bool = False) -> Dict[str, nn.Module]:
+def build_models(names: List[str], train_step: bool = False,
+                 ort_threads: int = 1) -> Dict[str, nn.Module]:
     """Name -> eval-mode model; ours in both forms (for ``train_step``: ours and the
     published structure), re-parameterizable peers fused (for ``train_step``: as built)."""
     models = {}
@@ -67,7 +70,8 @@ def build_models(names: List[str], train_step: bool = False) -> Dict[str, nn.Mod
         elif name.endswith('.onnx'):
             if train_step:
                 raise SystemExit(f'--train-step cannot train an ONNX file: {name}')
-            models[f'{name} (onnxruntime)'] = OnnxRuntimeModel(name)
+            models[f'{name} (onnxruntime {onnx_precision(name)})'] = OnnxRuntimeModel(
+                name, ort_threads)
         elif name.endswith('.py'):
             from repmobile_mm.engine.model_io import build_model
             from repmobile_mm.engine.runner import load_config
@@ -140,12 +144,11 @@ class TensorMode(nn.Module):
 
 
 class OnnxRuntimeModel(nn.Module):
-    """An onnxruntime CPU session behind a module's call (fp32, any memory format in)."""
+    """An onnxruntime CPU session behind a module's call (fp32 inputs, any memory format)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, threads: int = 1):
         super().__init__()
-        import onnxruntime
-        self.session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+        self.session = onnxruntime_session(path, threads)
 
     def forward(self, x):
         inputs = np.ascontiguousarray(x.float().numpy())
@@ -247,6 +250,9 @@ def main():
     parser.add_argument('--latency-calls', type=int, default=None,
                         help='timed batch-1 calls per round (default 20; 200 under cudagraphs)')
     parser.add_argument('--threads', type=int, default=None, help='CPU threads')
+    parser.add_argument('--ort-threads', type=int, default=1,
+                        help='intra-op threads of onnxruntime sessions (on 2 cores one is '
+                        'the fastest and steadiest)')
     parser.add_argument('--json', help='write all results to this file')
     parser.add_argument('--plot', help='write a figure of published top-1 against batch-1 '
                         'latency of the fused models, one line per family (PNG)')
@@ -271,7 +277,7 @@ def main():
     batch = args.batch_size if args.batch_size is not None else (
         default_batch[0] if args.device == 'cuda' else default_batch[1])
 
-    models = build_models(args.models, args.train_step)
+    models = build_models(args.models, args.train_step, args.ort_threads)
     params = {name: count_params(model) for name, model in models.items()}
     machine = (torch.cuda.get_device_name() if args.device == 'cuda' else
                f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads')

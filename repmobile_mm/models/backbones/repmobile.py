@@ -12,7 +12,7 @@ from torch import nn
 
 from ..utils.fuse import (bn_scale_shift, conv_params64, copy_params, fuse_bn_conv1x1,
                           fuse_conv_bn_in_sequential, guard_checkpoint_form)
-from ..utils.gated_activation import gated_shift
+from ..utils.gated_activation import gated_shift, mul_add
 from ..utils.norm import build_norm2d
 from .base import BlockSequence, RepBackbone
 
@@ -129,12 +129,12 @@ class RepMobileBlock(nn.Module):
         if self.stride == 1:
             return out
         window_share = F.avg_pool2d(torch.ones_like(y[:1, :1]), 3, 2, 1)
-        return torch.addcmul(out, self.pad_shift.view(-1, 1, 1), window_share, value=-1)
+        return mul_add(out, self.pad_shift.view(-1, 1, 1), window_share, value=-1.0)
 
     def _forward_explicit_norm(self, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
         act = y * torch.sigmoid(y + gate[:, :, None, None])
-        out = self.dw_reparam(torch.addcmul(self.norm_shift.view(-1, 1, 1), act,
-                                            self.norm_scale.view(-1, 1, 1)))
+        out = self.dw_reparam(mul_add(self.norm_shift.view(-1, 1, 1),
+                                      self.norm_scale.view(-1, 1, 1), act))
         if hasattr(self, 'avg_kernel'):  # stride 2
             return out + F.conv2d(act, self.avg_kernel, None, 2, 1, groups=self.out_channels)
         else:

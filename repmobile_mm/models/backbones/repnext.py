@@ -138,7 +138,9 @@ class ChunkConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.chunk
         if isinstance(self.conv_s, nn.Conv2d):  # deploy (static for TorchScript)
-            weight = torch.cat([pad_to_kernel(self.conv_s.weight, 7), self.conv_m.weight])
+            # the 3x3 centred in a 7x7, by constant pads (a traced graph keeps no
+            # shape arithmetic, which coremltools cannot convert)
+            weight = torch.cat([F.pad(self.conv_s.weight, [2, 2, 2, 2]), self.conv_m.weight])
             bias = torch.cat([self.conv_s.bias, self.conv_m.bias])
             middle = F.conv2d(x[:, c:3 * c], weight, bias, padding=3, groups=2 * c)
         else:

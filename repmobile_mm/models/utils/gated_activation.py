@@ -66,7 +66,17 @@ def gated_shift(y: torch.Tensor, gate: torch.Tensor, shift: torch.Tensor) -> tor
         channels_last = _kernel_layout(y, gate, shift)
         if channels_last is not None:
             return _triton_gated_shift(y, gate, shift, channels_last)
-    return torch.addcmul(shift.view(-1, 1, 1), y, torch.sigmoid(y + gate[:, :, None, None]))
+    return mul_add(shift.view(-1, 1, 1), y, torch.sigmoid(y + gate[:, :, None, None]))
+
+
+def mul_add(bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+            value: float = 1.0) -> torch.Tensor:
+    """``bias + value * a * b``: one ``addcmul`` kernel in eager mode; plain multiply
+    and add in a traced graph (ONNX export, Core ML conversion), which every converter
+    knows (coremltools 9 has no ``addcmul``). ``a`` should be the smaller factor."""
+    if torch.jit.is_tracing():
+        return bias + (a if value == 1.0 else a * value) * b
+    return torch.addcmul(bias, a, b, value=value)
 
 
 def _triton_gated_shift(y: torch.Tensor, gate: torch.Tensor, shift: torch.Tensor,
