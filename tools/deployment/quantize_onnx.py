@@ -24,6 +24,7 @@ thread, at the data's image size, interleaved), and with --eval the config's met
 validation set for both, with the drop.
 """
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -133,8 +134,9 @@ def quantize(fp32_path: str, int8_path: str, images, args) -> None:
     from onnxruntime.quantization.shape_inference import quant_pre_process
     prepared = fp32_path.replace('.onnx', '_prepared.onnx')
     # shapes inferred (ONNX's inference: the symbolic one gives up on dynamic resizes),
-    # constants folded
-    quant_pre_process(fp32_path, prepared, skip_symbolic_shape=True)
+    # constants folded; from the work folder, where it leaves its temporary files
+    with contextlib.chdir(os.path.dirname(fp32_path)):
+        quant_pre_process(fp32_path, prepared, skip_symbolic_shape=True)
     method = {'minmax': q.CalibrationMethod.MinMax, 'entropy': q.CalibrationMethod.Entropy,
               'percentile': q.CalibrationMethod.Percentile}[args.method]
     if args.method != 'minmax':
