@@ -102,6 +102,27 @@ def test_writes_are_atomic_and_keep_existing_files(tmp_path):
     assert os.listdir(tmp_path) == ['out.pth']
 
 
+def test_a_folder_output_is_replaced_whole_only_with_force(tmp_path):
+    """What Core ML's .mlpackage folders get: all or nothing, the old one kept unless
+    --force, and then no file of it left."""
+    path = str(tmp_path / 'model.mlpackage')
+
+    def package(files):
+        def write(partial):
+            os.makedirs(partial)
+            for name in files:
+                (tmp_path / partial / name).write_text(name)
+        return write
+
+    write_atomically(path, package(['old', 'weights']))
+    with pytest.raises(SystemExit, match='exists'):
+        write_atomically(path, package(['new']))
+    assert sorted(os.listdir(path)) == ['old', 'weights']
+    write_atomically(path, package(['new']), force=True)
+    assert os.listdir(path) == ['new']
+    assert os.listdir(tmp_path) == ['model.mlpackage']  # no staging folder left
+
+
 @pytest.mark.slow
 def test_fuse_tool_refuses_an_existing_output_before_any_work(tmp_path):
     dst = tmp_path / 'fused.pth'

@@ -66,6 +66,7 @@ def test_coreml_converts_every_family_fused(checkpoint, ct, tmp_path, monkeypatc
     assert feature_shapes(spec.description.output) == {'output0': tuple(logits.shape)}
     ops = set(op_types(spec))
     assert 'conv' in ops and 'batch_norm' not in ops, sorted(ops)
+    assert 'cast' not in ops  # fp32 compute: coremltools' default would cast to fp16
 
 
 @pytest.mark.slow
@@ -89,6 +90,9 @@ def test_coreml_backbone_and_image_input(ct, tmp_path, monkeypatch, options, suf
         assert image.colorSpace == image.RGB  # the digits config converts to RGB
         layers = op_types(spec)
         assert 'batchnorm' not in layers and 'convolution' in layers, sorted(set(layers))
+        # the config's mean and std, before the first convolution
+        before_conv = layers[:layers.index('convolution')]
+        assert 'add' in before_conv and 'multiply' in before_conv, before_conv
         # fp16 weights: the first convolution's weights are stored as half floats
         first = next(layer for layer in spec.neuralNetwork.layers
                      if layer.WhichOneof('layer') == 'convolution')
@@ -181,6 +185,13 @@ def test_int8_quantization_of_a_fused_classifier(tmp_path, monkeypatch, digits_d
     kernels = [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
     assert kernels.count('Conv') == 1 and kernels.count('QLinearConv') >= 40, kernels
     assert 'Gemm' in kernels  # the classifier
+    # weights quantized per output channel: one scale per channel of each conv
+    graph = onnx.load(out).graph
+    scales = {init.name: init.dims for init in graph.initializer}
+    weight_scales = [scales[node.input[1]] for node in graph.node
+                     if node.op_type == 'DequantizeLinear' and node.input[0].endswith(
+                         'weight_quantized')]
+    assert len(weight_scales) >= 40 and all(len(d) == 1 and d[0] > 1 for d in weight_scales)
     for image in images:  # the calibration images
         int8 = session.run(None, {'input': image})[0]
         with torch.no_grad():
