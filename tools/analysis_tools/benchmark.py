@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from repmobile_mm.engine.export import onnx_precision, onnxruntime_session
+from repmobile_mm.engine.export import exported_net, onnx_precision, onnxruntime_session
 from repmobile_mm.engine.model_io import fused_copy
 from repmobile_mm.models import RepMobileBlock
 from repmobile_mm.models.backbones.repnext import RepDWConvS, RepDWConvM
@@ -78,7 +78,7 @@ def build_models(names: List[str], train_step: bool = False,
             cfg = load_config(name)
             model = build_model(cfg).eval()
             # a whole classifier; only the backbone of a detector or segmentor
-            net = TensorMode(model) if cfg.default_scope == 'mmpretrain' else model.backbone
+            net = exported_net(cfg, model)[0]
             models[f'{name} (train)'] = net
             if not train_step:
                 models[f'{name} (fused)'] = fused_copy(net)
@@ -130,17 +130,6 @@ def published_repnext_fuse(model: nn.Module) -> nn.Module:
     walk(fused)
     fused.head.switch_to_deploy()
     return fused.eval()
-
-
-class TensorMode(nn.Module):
-    """Call an mmpretrain classifier in ``mode='tensor'`` (its logits)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model(x, mode='tensor')
 
 
 class OnnxRuntimeModel(nn.Module):

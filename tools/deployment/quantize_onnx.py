@@ -265,6 +265,7 @@ def main():
             for form, ms in times.items():
                 results[form]['latency_ms'] = ms
         if args.eval:
+            print("evaluating fp32 and int8 on the config's validation set", flush=True)
             for form, session in (('fp32', fp32), ('int8', int8)):
                 results[form].update(
                     {k: float(v) for k, v in evaluate(cfg, model, session).items()})
