@@ -65,5 +65,7 @@ if __name__ == '__main__':
             'mm': read_requirements('mminstall.txt'),
             'tests': read_requirements('tests.txt'),
             'deploy': read_requirements('deploy.txt'),
+            # with their declared dependencies (make installs them --no-deps)
+            'executorch': read_requirements('executorch.txt'),
         },
         zip_safe=False)

@@ -163,7 +163,7 @@ def digits_data(tmp_path_factory):
 def test_int8_quantization_of_a_fused_classifier(tmp_path, monkeypatch, digits_data):
     import onnx
     import onnxruntime
-    from tools.deployment.quantize_onnx import preprocessed, test_loader
+    from repmobile_mm.engine.calibration import preprocessed, split_loader
     config = DIGITS['repmobile']
     cfg = load_config(config)
     cfg.merge_from_dict(dict(pair.split('=', 1) for pair in digits_data[1:]))
@@ -175,7 +175,7 @@ def test_int8_quantization_of_a_fused_classifier(tmp_path, monkeypatch, digits_d
     run_main('quantize_onnx', monkeypatch, config, path, out, '--calib', '12', '--eval',
              '--latency-rounds', '1', '--out', results, *digits_data)
 
-    images = [x for _, x, _ in preprocessed(model, test_loader(cfg, 'train', 12, seed=0))]
+    images = [x for _, x, _ in preprocessed(model, split_loader(cfg, 'train', 12, seed=0))]
     assert len(images) == 12
     # onnxruntime runs the convolutions as int8 kernels (with int8 activations it would
     # keep them float on x86), all but the stem: the first and last layer stay float

@@ -73,10 +73,13 @@ pip install -q --find-links "$WHEELS" -r "$ROOT/requirements/mminstall.txt" \
     -r "$ROOT/requirements/deploy.txt"
 # openmim's own opendatalab dependency would pin setuptools==60.2.0 (see requirements/mim.txt)
 pip install -q --no-deps 'openmim==0.3.9'
+# ExecuTorch declares tokenizers, hydra and more that exporting does not use (see the file)
+pip install -q --no-deps -r "$ROOT/requirements/executorch.txt"
 # `setup.py develop` style (an egg-link to this tree), not PEP 660: mim runs tools and finds
 # configs under <the distribution's location>/repmobile_mm/.mim, which this gives it
 pip install -q --no-deps --no-build-isolation --no-use-pep517 -e "$ROOT"
-"$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, mmpretrain, mim, repmobile_mm" \
+"$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, mmpretrain, mim, repmobile_mm
+from repmobile_mm.engine.executorch_export import import_executorch; import_executorch()" \
     || { log "import check failed"; exit 1; }
 "$VENV/bin/python" - "$ROOT" <<'CHECK' || { log "mim cannot see the editable install"; exit 1; }
 import os.path as osp, sys, warnings

@@ -5,7 +5,7 @@ the deployment tools.
 """
 import copy
 import importlib
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config
@@ -92,8 +92,10 @@ def fused_copy(model: nn.Module) -> nn.Module:
     return reparameterize_model(copy.deepcopy(model)).eval()
 
 
-def test_input_size(cfg: Config) -> Tuple[int, int]:
-    """(H, W) of the test images, from the test pipeline's crop or resize step."""
+def test_input_size(cfg: Config, default: Optional[Tuple[int, int]] = DEFAULT_TEST_SIZE
+                    ) -> Optional[Tuple[int, int]]:
+    """(H, W) of the test images, from the test pipeline's crop or resize step;
+    ``default`` where it has none (the images keep their own size)."""
     pipeline = cfg.get('test_pipeline') or cfg.get('test_dataloader', {}).get(
         'dataset', {}).get('pipeline', [])
     size = None
@@ -103,7 +105,7 @@ def test_input_size(cfg: Config) -> Tuple[int, int]:
             if value is not None:
                 size = value
     if size is None:
-        return DEFAULT_TEST_SIZE
+        return default
     if isinstance(size, int):
         return size, size
     width, height = size  # mm pipelines give (w, h)

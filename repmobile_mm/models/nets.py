@@ -63,7 +63,8 @@ class ClassifierNet:
         return self.forward_stages(x, [], self.last_stage)[0]
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean((2, 3)) if self.global_pool == 'avg' else x
+        # a 4-D mean (global pooling, which XNNPACK delegates; a 2-D one it does not)
+        return x.mean((2, 3), keepdim=True).flatten(1) if self.global_pool == 'avg' else x
 
     def forward(self, x: torch.Tensor):
         return self.forward_head(self.forward_features(x))

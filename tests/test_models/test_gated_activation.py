@@ -5,7 +5,7 @@ from repmobile_mm.models.utils import gated_activation
 
 
 def reference(y, gate, shift):
-    return y * torch.sigmoid(y + gate[:, :, None, None]) + shift[:, None, None]
+    return y * torch.sigmoid(y + gate) + shift[:, None, None]
 
 
 class LaunchCounter:
@@ -20,7 +20,7 @@ class LaunchCounter:
 
 
 def test_torch_path_matches_the_formula():
-    y, gate, shift = torch.randn(2, 5, 7, 3), torch.randn(2, 5), torch.randn(5)
+    y, gate, shift = torch.randn(2, 5, 7, 3), torch.randn(2, 5, 1, 1), torch.randn(5)
     assert torch.allclose(gated_activation.gated_shift(y, gate, shift),
                           reference(y, gate, shift), rtol=1e-6, atol=1e-6)
 
@@ -35,7 +35,7 @@ def test_triton_kernel_matches_torch(dtype, tol, channels_last, monkeypatch):
     y = torch.randn(3, 40, 170, 231, device='cuda', dtype=dtype)  # above the kernel's size floor
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     y = y.contiguous(memory_format=memory_format)
-    gate = torch.randn(3, 40, device='cuda', dtype=dtype)
+    gate = torch.randn(3, 40, 1, 1, device='cuda', dtype=dtype)
     shift = torch.randn(40, device='cuda', dtype=dtype)
     counter = LaunchCounter(gated_activation._gated_shift_kernel)
     monkeypatch.setattr(gated_activation, '_gated_shift_kernel', counter)

@@ -11,7 +11,10 @@ published fuse rebuilt from the spec, which keeps the BatchNorm after every toke
 mixer), a config
 path (ours by config: classifier, or the backbone of a detector/segmentor), an
 ``.onnx`` file (run by onnxruntime on CPU with ``--ort-threads``, default one; fp32
-from tools/deployment/pytorch2onnx.py or int8 from quantize_onnx.py), or any
+from tools/deployment/pytorch2onnx.py or int8 from quantize_onnx.py), a ``.pte``
+ExecuTorch program (tools/deployment/pytorch2executorch.py, XNNPACK on CPU with
+``--et-threads``, default one; static shape: time it with ``--batch-size 0 --size S``,
+S its export size), or any
 timm model name; timm models that can be re-parameterized (timm's own ``repvit_*``,
 ``mobileone_*``, ``fastvit_*``) are measured fused. All models take turns within
 each round (interleaved), after warm-up; the median over rounds is reported.
@@ -72,6 +75,10 @@ def build_models(names: List[str], train_step: bool = False,
                 raise SystemExit(f'--train-step cannot train an ONNX file: {name}')
             models[f'{name} (onnxruntime {onnx_precision(name)})'] = OnnxRuntimeModel(
                 name, ort_threads)
+        elif name.endswith('.pte'):
+            if train_step:
+                raise SystemExit(f'--train-step cannot train an ExecuTorch program: {name}')
+            models[f'{name} (ExecuTorch)'] = ExecuTorchModel(name)
         elif name.endswith('.py'):
             from repmobile_mm.engine.model_io import build_model
             from repmobile_mm.engine.runner import load_config
@@ -142,6 +149,30 @@ class OnnxRuntimeModel(nn.Module):
     def forward(self, x):
         inputs = np.ascontiguousarray(x.float().numpy())
         return self.session.run(None, {self.session.get_inputs()[0].name: inputs})
+
+
+class ExecuTorchModel(nn.Module):
+    """An ExecuTorch program (tools/deployment/pytorch2executorch.py) behind a module's
+    call; it takes one input shape, the one it was exported at (``--batch-size 0
+    --size S``)."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        from repmobile_mm.engine.executorch_export import (ExecuTorchError, ProgramRunner,
+                                                           import_executorch)
+        try:
+            import_executorch()
+        except ExecuTorchError as err:
+            raise SystemExit(str(err)) from None
+        self.runner, self.error = ProgramRunner(path), ExecuTorchError
+        self.path = path
+
+    def forward(self, x):
+        try:
+            return self.runner(x)
+        except self.error as err:
+            raise SystemExit(f'{self.path}: {err} (--batch-size 0 --size S times batch 1 '
+                             'at the size it was exported at)') from None
 
 
 def make_runner(model: nn.Module, example: torch.Tensor, mode: str) -> Callable:
@@ -242,6 +273,8 @@ def main():
     parser.add_argument('--ort-threads', type=int, default=1,
                         help='intra-op threads of onnxruntime sessions (on 2 cores one is '
                         'the fastest and steadiest)')
+    parser.add_argument('--et-threads', type=int, default=1,
+                        help="threads of ExecuTorch's pool for .pte programs (process-wide)")
     parser.add_argument('--json', help='write all results to this file')
     parser.add_argument('--plot', help='write a figure of published top-1 against batch-1 '
                         'latency of the fused models, one line per family (PNG)')
@@ -266,6 +299,9 @@ def main():
     batch = args.batch_size if args.batch_size is not None else (
         default_batch[0] if args.device == 'cuda' else default_batch[1])
 
+    if any(name.endswith('.pte') for name in args.models):  # before any program loads
+        from repmobile_mm.engine.executorch_export import set_threads
+        set_threads(args.et_threads)
     models = build_models(args.models, args.train_step, args.ort_threads)
     params = {name: count_params(model) for name, model in models.items()}
     machine = (torch.cuda.get_device_name() if args.device == 'cuda' else

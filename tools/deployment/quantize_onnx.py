@@ -34,6 +34,7 @@ import time
 import numpy as np
 import torch
 
+from repmobile_mm.engine.calibration import evaluate, preprocessed, split_loader
 from repmobile_mm.engine.checkpoint import check_output_path, write_atomically
 from repmobile_mm.engine.export import (check_with_onnxruntime, exported_net, fused_model,
                                          onnx_export, onnxruntime_session)
@@ -73,35 +74,6 @@ def import_quantization():
         raise SystemExit('onnxruntime is not installed: pip install -r '
                          'requirements/tests.txt (onnx, onnxruntime)') from None
     return quantization
-
-
-def test_loader(cfg, split: str, limit: int = None, seed: int = 0):
-    """A split's data through the config's test pipeline: the whole split in the
-    config's batches, or ``limit`` images one at a time, drawn with ``seed``."""
-    from mmengine.runner import Runner
-    loader_cfg = cfg.get(f'{split}_dataloader')
-    if loader_cfg is None:
-        raise SystemExit(f'the config has no {split}_dataloader to draw images from')
-    dataset = dict(loader_cfg.dataset)
-    dataset['pipeline'] = cfg.get('test_pipeline') or cfg.val_dataloader.dataset.pipeline
-    if limit is None:
-        loader = dict(loader_cfg, dataset=dataset, num_workers=0, persistent_workers=False,
-                      sampler=dict(type='DefaultSampler', shuffle=False))
-    else:
-        loader = dict(dataset=dataset, batch_size=1, num_workers=0,
-                      sampler=dict(type='DefaultSampler', shuffle=True, seed=seed))
-    return Runner.build_dataloader(loader)
-
-
-def preprocessed(model, loader, limit: int = None):
-    """``(data_batch, inputs array, data samples)`` of a loader's batches through the
-    model's data preprocessor."""
-    for i, data_batch in enumerate(loader):
-        if limit is not None and i == limit:
-            break
-        with torch.no_grad():
-            data = model.data_preprocessor(data_batch, False)
-        yield data_batch, data['inputs'].float().numpy(), data['data_samples']
 
 
 class Calibration:
@@ -180,25 +152,6 @@ def output_agreement(fp32, int8, images) -> dict:
     return dict(max_rel_diff=worst, argmax_agreement=same / total)
 
 
-def evaluate(cfg, model, session) -> dict:
-    """The config's validation metric with ``session`` computing the logits and the
-    model's own post-processing (mmpretrain's head, mmseg's ``postprocess_result``)."""
-    from mmengine.evaluator import Evaluator
-    loader = test_loader(cfg, 'val')
-    evaluator = Evaluator(cfg.val_evaluator)
-    evaluator.dataset_meta = loader.dataset.metainfo
-    count = 0
-    for data_batch, inputs, samples in preprocessed(model, loader):
-        logits = torch.from_numpy(session.run(None, {'input': inputs})[0])
-        if cfg.default_scope == 'mmseg':
-            predictions = model.postprocess_result(logits, samples)
-        else:
-            predictions = model.head._get_predictions(logits, samples)
-        evaluator.process(data_samples=predictions, data_batch=data_batch)
-        count += len(samples)
-    return evaluator.evaluate(count)
-
-
 def latency_ms(sessions: dict, shape, rounds: int, calls: int = 10) -> dict:
     """Median batch-1 latency of each session, the sessions taking turns each round of
     ``calls`` calls (not call by call, as ``repmobile_mm.utils.interleaved_latency``
@@ -229,7 +182,7 @@ def main():
         raise SystemExit(f'{args.config} builds a {cfg.default_scope} model: int8 '
                          'quantization here covers classifiers and segmentors')
     net, num_outputs, spatial = exported_net(cfg, model, segmentor_logits=True)
-    loader = test_loader(cfg, args.calib_split, args.calib)
+    loader = split_loader(cfg, args.calib_split, args.calib)
     images = [inputs for _, inputs, _ in preprocessed(model, loader, args.calib)]
     if not images:
         raise SystemExit(f'no calibration images: the {args.calib_split} split is empty')
@@ -270,8 +223,9 @@ def main():
         if args.eval:
             print("evaluating fp32 and int8 on the config's validation set", flush=True)
             for form, session in (('fp32', fp32), ('int8', int8)):
-                results[form].update(
-                    {k: float(v) for k, v in evaluate(cfg, model, session).items()})
+                metrics = evaluate(cfg, model, lambda inputs, session=session: torch.from_numpy(
+                    session.run(None, {'input': inputs})[0]))
+                results[form].update({k: float(v) for k, v in metrics.items()})
     report(results, *images[0].shape[2:])
     if args.out:
         def write(partial):

@@ -33,7 +33,7 @@ class RepMobileBlock(nn.Module):
         a = y * sigmoid(y + ClaSiLU_gate(x))       # gate: per-channel, from the mean of x
         out = conv_dw(a) + down(a)                 # down: identity or 3x3/2 average pool
 
-    Deploy form: one 1x1 conv, a linear gate on the channel means, one depthwise
+    Deploy form: one 1x1 conv, a 1x1 conv gate on the channel means, one depthwise
     conv. ``conv_dw`` normalizes *before* its zero padding, so the padded taps never
     see the BN shift ``t``: folding ``t`` into a bias is wrong on the border. The
     exact form has no per-size state and no shape-dependent branches:
@@ -45,7 +45,8 @@ class RepMobileBlock(nn.Module):
       bias takes the shift back. At stride 2 the average pool adds 1/9 to every tap;
       its padded taps did not see the shift, so the shift comes back off scaled by
       the share of each window inside the map (1 inside, 4/9 or 6/9 on the border),
-      a 1-channel map computed at run time.
+      a 1-channel map computed at run time (under ``torch.export``, which fixes the
+      size, the same correction comes from a second depthwise conv instead).
     - *explicit norm* (a zero or tiny BN scale, where the shift would cost float32
       precision): the BN runs as one per-channel ``s * a + t`` before the zero-padded
       conv, and the identity or average pool is added from the activation.
@@ -120,19 +121,32 @@ class RepMobileBlock(nn.Module):
 
     def _forward_deploy(self, x: torch.Tensor) -> torch.Tensor:
         y = self.pw_reparam(x)
-        # the gate as one GEMM on the channel means (a 1x1 conv on 1x1 maps is slower)
-        gate = F.linear(x.mean((2, 3)), self.gate_reparam.weight.flatten(1),
-                        self.gate_reparam.bias)
+        # (N, C, 1, 1) means through the 1x1 conv: constant weights, global pooling,
+        # both of which every runtime delegates (XNNPACK takes no 2-D mean)
+        gate = self.gate_reparam(x.mean((2, 3), keepdim=True))
         if not self.use_pad_shift:
             return self._forward_explicit_norm(y, gate)
-        out = self.dw_reparam(gated_shift(y, gate, self.pad_shift))
         if self.stride == 1:
-            return out
+            return self.dw_reparam(gated_shift(y, gate, self.pad_shift))
+        if not torch.jit.is_scripting():  # TorchScript compiles the eager form only
+            if torch.compiler.is_exporting():
+                return self._forward_static_pad_shift(y, gate)
+        out = self.dw_reparam(gated_shift(y, gate, self.pad_shift))
         window_share = F.avg_pool2d(torch.ones_like(y[:1, :1]), 3, 2, 1)
         return mul_add(out, self.pad_shift.view(-1, 1, 1), window_share, value=-1.0)
 
+    def _forward_static_pad_shift(self, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        """The stride-2 pad shift without a map of the input's size (what torch.export
+        gives ExecuTorch): the average pool of ``act - shifted``, ``-pad_shift`` inside
+        the map and zero in the padding, is the window-share correction. Two
+        depthwise convs where the eager form has one (slower there, by a full pass)."""
+        act = y * torch.sigmoid(y + gate)
+        shifted = act + self.pad_shift.view(-1, 1, 1)
+        return self.dw_reparam(shifted) + F.conv2d(act - shifted, self.avg_kernel, None, 2, 1,
+                                                   groups=self.out_channels)
+
     def _forward_explicit_norm(self, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
-        act = y * torch.sigmoid(y + gate[:, :, None, None])
+        act = y * torch.sigmoid(y + gate)
         out = self.dw_reparam(mul_add(self.norm_shift.view(-1, 1, 1),
                                       self.norm_scale.view(-1, 1, 1), act))
         if hasattr(self, 'avg_kernel'):  # stride 2

@@ -61,12 +61,13 @@ def _kernel_layout(y: torch.Tensor, *params: torch.Tensor) -> Optional[bool]:
 
 
 def gated_shift(y: torch.Tensor, gate: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """``y * sigmoid(y + gate) + shift``; ``y`` is (N, C, H, W), ``gate`` (N, C), ``shift`` (C,)."""
+    """``y * sigmoid(y + gate) + shift``; ``y`` is (N, C, H, W), ``gate`` (N, C, 1, 1),
+    ``shift`` (C,)."""
     if not torch.jit.is_scripting():  # TorchScript compiles the plain expression only
         channels_last = _kernel_layout(y, gate, shift)
         if channels_last is not None:
             return _triton_gated_shift(y, gate, shift, channels_last)
-    return mul_add(shift.view(-1, 1, 1), y, torch.sigmoid(y + gate[:, :, None, None]))
+    return mul_add(shift.view(-1, 1, 1), y, torch.sigmoid(y + gate))
 
 
 def mul_add(bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor,

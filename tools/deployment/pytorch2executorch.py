@@ -1,0 +1,214 @@
+"""Export a config's fused model to an ExecuTorch program (.pte) lowered to XNNPACK.
+
+    python tools/deployment/pytorch2executorch.py CONFIG CHECKPOINT OUT.pte [--shape H W]
+        [--backbone-only] [--int8 [--calib 256] [--calib-split train|val]] [--eval]
+        [--force] [--cfg-options ...]
+
+CONFIG and CHECKPOINT are a training config with its checkpoint (fused here) or a
+deploy config with a fused checkpoint. Classifiers are exported whole (logits);
+detectors and segmentors, or any model with --backbone-only, as the backbone's stage
+outputs. The program takes one image of --shape (default: the config's test size, or
+where its test pipeline keeps the images' size, its first validation image's).
+
+It lowers with the XNNPACK partitioner (the kernels ExecuTorch runs on phone CPUs)
+and prints the delegated operators and any left outside XNNPACK, which run on slow
+portable kernels. With --int8 the model is quantized first (PT2E, XNNPACK's
+quantizer: int8 weights per output channel, int8 activations), calibrated on --calib
+images drawn (seeded) from the config's own data through its test pipeline.
+
+Before the program is renamed into place it runs in ExecuTorch's runtime: fp32 must
+match PyTorch within FP32_RTOL (relative to the largest output); int8 is compared
+with the fp32 program on the calibration images (within INT8_RTOL, and the arg-max
+agreement is printed). --eval runs the fp32 and (with --int8) the int8 program over
+the config's validation split and prints its metric for each.
+"""
+import argparse
+import os
+import tempfile
+
+import torch
+import torch.nn.functional as F
+
+from repmobile_mm.engine.checkpoint import check_output_path, write_atomically
+from repmobile_mm.engine.export import exported_net, fused_model
+from repmobile_mm.engine.executorch_export import (ExecuTorchError, ProgramRunner,
+                                                   argmax_agreement, exported,
+                                                   import_executorch, lowered,
+                                                   max_relative_difference, quantized)
+from repmobile_mm.engine.model_io import DEFAULT_TEST_SIZE, flatten_outputs, test_input_size
+from repmobile_mm.engine.runner import add_cfg_options
+
+# ExecuTorch fp32 against PyTorch (measured: within 2e-6 on every family)
+FP32_RTOL = 1e-4
+# int8 against fp32 on the calibration images: the largest logit difference relative to
+# the largest fp32 logit (8-bit steps through some 25 layers; quantize_onnx's tests use 0.1)
+INT8_RTOL = 0.25
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('out', metavar='OUT.pte', help='the ExecuTorch program to write')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help="input size (default: the config's test size)")
+    parser.add_argument('--backbone-only', action='store_true',
+                        help="export a classifier's backbone (stage outputs)")
+    parser.add_argument('--int8', action='store_true',
+                        help='quantize to int8 (PT2E with the XNNPACK quantizer)')
+    parser.add_argument('--calib', type=int, default=256, help='calibration images of --int8')
+    parser.add_argument('--calib-split', choices=['train', 'val'], default='train')
+    parser.add_argument('--eval', action='store_true',
+                        help="the config's metric on its validation set, run by ExecuTorch "
+                        '(classifiers)')
+    parser.add_argument('--force', action='store_true', help='replace an existing OUT.pte')
+    add_cfg_options(parser)
+    return parser.parse_args()
+
+
+def calibration_images(cfg, model, split: str, count: int, shape) -> list:
+    """``count`` preprocessed images of the split (seeded), resized to ``shape`` where
+    the test pipeline left another size (the program takes one size)."""
+    from repmobile_mm.engine.calibration import preprocessed, split_loader
+    images = []
+    for _, inputs, _ in preprocessed(model, split_loader(cfg, split, count), count):
+        image = torch.from_numpy(inputs)
+        if tuple(image.shape[2:]) != tuple(shape):
+            image = F.interpolate(image, size=shape, mode='bilinear', align_corners=False)
+        images.append(image)
+    if not images:
+        raise ExecuTorchError(f'no calibration images: the {split} split is empty')
+    return images
+
+
+def program_shape(cfg, model) -> tuple:
+    """The config's test size; where its test pipeline keeps the images' own size (the
+    digits configs), the first validation image's, else 224x224."""
+    size = test_input_size(cfg, default=None)
+    if size is None:
+        from repmobile_mm.engine.calibration import preprocessed, split_loader
+        try:
+            size = next(preprocessed(model, split_loader(cfg, 'val', 1), 1))[1].shape[2:]
+        except (OSError, StopIteration, AssertionError):  # no validation data here
+            size = DEFAULT_TEST_SIZE
+    return tuple(size)
+
+
+def write_checked(path: str, program: bytes, check, force: bool) -> None:
+    """Write ``program`` beside ``path``, run ``check(partial path)`` on it in
+    ExecuTorch's runtime, and rename it into place only if the check passes."""
+
+    def write(partial):
+        with open(partial, 'wb') as f:
+            f.write(program)
+        check(partial)
+
+    write_atomically(path, write, force)
+
+
+def report_ops(label: str, delegated: dict, outside: dict) -> None:
+    print(f'{label}: {sum(delegated.values())} ops delegated to XNNPACK '
+          f'({", ".join(f"{n} x{c}" for n, c in sorted(delegated.items()))})')
+    if outside:
+        print(f'{label}: {sum(outside.values())} ops left outside XNNPACK, on portable '
+              f'kernels: {", ".join(f"{n} x{c}" for n, c in sorted(outside.items()))}')
+    else:
+        print(f'{label}: no op left outside XNNPACK')
+
+
+def evaluate_program(cfg, model, runner, shape) -> dict:
+    """The config's validation metric with the program computing the logits, one
+    image per call (the program's batch)."""
+    from repmobile_mm.engine.calibration import evaluate
+
+    def logits(inputs):
+        outputs = []
+        for image in torch.from_numpy(inputs).split(1):
+            if tuple(image.shape[2:]) != tuple(shape):
+                raise ExecuTorchError(f'a validation image is {tuple(image.shape[2:])}, the '
+                                      f'program takes {tuple(shape)}: export at that --shape')
+            outputs.append(runner(image)[0])
+        return torch.cat(outputs)
+
+    return {k: float(v) for k, v in evaluate(cfg, model, logits).items()}
+
+
+def export(args) -> None:
+    if not args.out.endswith('.pte'):
+        raise ExecuTorchError(f'an ExecuTorch program is a .pte file: name the output '
+                              f'{os.path.splitext(args.out)[0]}.pte')
+    check_output_path(args.out, args.force)  # before any work
+    import_executorch()
+    cfg, model = fused_model(args.config, args.checkpoint, args.cfg_options)
+    net, _, _ = exported_net(cfg, model, args.backbone_only)
+    whole_classifier = cfg.get('default_scope') == 'mmpretrain' and not args.backbone_only
+    if args.eval and not whole_classifier:
+        raise ExecuTorchError('--eval scores a whole classifier; this program is a backbone')
+    shape = tuple(args.shape) if args.shape else program_shape(cfg, model)
+    generator = torch.Generator().manual_seed(0)
+    examples = [torch.randn(1, 3, *shape, generator=generator) for _ in range(3)]
+
+    fp32_program, delegated, outside = lowered(exported(net, examples[0]))
+    report_ops('fp32', delegated, outside)
+    with torch.no_grad():
+        expected = [list(flatten_outputs(net(x))) for x in examples]
+
+    def check_fp32(path):
+        runner = ProgramRunner(path)
+        worst = max(max_relative_difference(e, runner(x)) for e, x in zip(expected, examples))
+        if not worst <= FP32_RTOL:
+            raise ExecuTorchError(f'the program differs from PyTorch by {worst:.2e} (relative; '
+                                  f'at most {FP32_RTOL:g} expected)')
+        print(f'fp32 program checked in ExecuTorch: {worst:.1e} from PyTorch (relative)')
+
+    with tempfile.TemporaryDirectory() as work:
+        fp32_path = args.out if not args.int8 else os.path.join(work, 'fp32.pte')
+        write_checked(fp32_path, fp32_program, check_fp32, args.force)
+        programs = {'fp32': fp32_path}
+        if args.int8:
+            images = calibration_images(cfg, model, args.calib_split, args.calib, shape)
+            print(f'calibrating int8 on {len(images)} {args.calib_split} images', flush=True)
+            int8_program, delegated, outside = lowered(quantized(net, examples[0], images))
+            report_ops('int8', delegated, outside)
+            fp32 = ProgramRunner(fp32_path)
+            reference = [fp32(image) for image in images]
+
+            def check_int8(path):
+                runner = ProgramRunner(path)
+                got = [runner(image) for image in images]
+                worst = max(max_relative_difference(r, g) for r, g in zip(reference, got))
+                agreement = argmax_agreement([r[0] for r in reference], [g[0] for g in got])
+                if not worst <= INT8_RTOL:
+                    raise ExecuTorchError(f'int8 differs from fp32 by {worst:.3f} of the largest '
+                                          f'output on the calibration images (at most '
+                                          f'{INT8_RTOL:g} expected)')
+                print(f'int8 program checked in ExecuTorch: on the calibration images it '
+                      f'differs from fp32 by at most {worst:.3f} of the largest output, arg-max '
+                      f'agreement {100 * agreement:.2f}%')
+
+            write_checked(args.out, int8_program, check_int8, args.force)
+            programs['int8'] = args.out
+        print(f'wrote {args.out}: {os.path.getsize(args.out) / 2**20:.2f} MB, input '
+              f'(1, 3, {shape[0]}, {shape[1]})')
+        if args.eval:
+            print("evaluating on the config's validation set in ExecuTorch", flush=True)
+            results = {form: evaluate_program(cfg, model, ProgramRunner(path), shape)
+                       for form, path in programs.items()}
+            for metric in results['fp32']:
+                line = f"{metric}: fp32 {results['fp32'][metric]:.2f}"
+                if 'int8' in results:
+                    line += (f", int8 {results['int8'][metric]:.2f}, drop "
+                             f"{results['fp32'][metric] - results['int8'][metric]:.2f}")
+                print(line)
+
+
+def main():
+    args = parse_args()
+    try:
+        export(args)
+    except ExecuTorchError as err:
+        raise SystemExit(f'not writing {args.out}: {err}') from None
+
+
+if __name__ == '__main__':
+    main()
