@@ -1,7 +1,8 @@
 """ExecuTorch programs (``.pte``) of a fused model, lowered to XNNPACK, fp32 or int8.
 
 Used by tools/deployment/pytorch2executorch.py and tools/analysis_tools/benchmark.py.
-ExecuTorch and torchao are optional (requirements/deploy.txt); without them
+ExecuTorch and torchao are optional (requirements/executorch.txt, installed with
+--no-deps beside requirements/deploy.txt); without them
 :func:`import_executorch` raises :class:`ExecuTorchError` saying how to install them.
 """
 import collections
@@ -10,8 +11,8 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 import torch
 from torch import nn
 
-INSTALL = ('pip install -r requirements/deploy.txt (executorch, torchao; `make` installs '
-           'them)')
+INSTALL = ('pip install -r requirements/deploy.txt && pip install --no-deps -r '
+           'requirements/executorch.txt (`make` installs them)')
 # Ops that only move or name data: outside a delegate they are no computation.
 NON_COMPUTE = ('getitem', 'executorch_call_delegate')
 BATCH_NORMS = ('batch_norm', )
