@@ -214,10 +214,24 @@ def test_fused_detector_predicts_the_same(shapes):
     images = sorted(glob.glob(shapes['data'] + 'val2017/*.jpg'))
     for a, b in paired(predict(model, images), predict(fused, images)):
         assert len(a) > 0 and len(a) == len(b)
-        assert torch.equal(a.labels, b.labels)
-        torch.testing.assert_close(a.scores, b.scores, atol=1e-4, rtol=1e-4)
-        torch.testing.assert_close(a.bboxes, b.bboxes, atol=1e-2, rtol=1e-4)
-        mismatch = (a.masks != b.masks).float().mean().item()
+        assert_same_detections(a, b)
+
+
+def assert_same_detections(a, b, top=10, share=0.95):
+    """Two forms' detections match one to one (label, score within 1e-4, box within 0.01
+    px, mask pixels), not position by position: after two training iterations ~100 boxes
+    score 0.25 +- 0.005, so float32 rounding near an NMS threshold or the top-100 cut
+    swaps a few of the weakest. The ``top`` strongest must all match, and ``share`` of
+    each side."""
+    box_diff = (a.bboxes[:, None] - b.bboxes[None]).abs().amax(-1)
+    same = ((box_diff < 1e-2) & (a.labels[:, None] == b.labels[None])
+            & ((a.scores[:, None] - b.scores[None]).abs() < 1e-4))
+    strongest = a.scores.argsort(descending=True)[:top]
+    assert same[strongest].any(1).all(), 'a strongest detection has no match'
+    for side in (same.any(1), same.any(0)):
+        assert side.float().mean() >= share, f'{side.float().mean():.0%} of detections match'
+    for i, j in same.nonzero().tolist():
+        mismatch = (a.masks[i] != b.masks[j]).float().mean().item()
         assert mismatch < 1e-3, f'{mismatch:.2%} of mask pixels differ'
 
 
