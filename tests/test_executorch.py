@@ -103,9 +103,30 @@ def test_tiny_fused_classifier_is_delegated_whole_fp32_and_int8(tiny_classifier,
     assert any('quantize' in name for name in delegated), delegated
     got = run_program(tmp_path, 'int8.pte', int8, x)
     # 8-bit steps through every layer of a random network: within a quarter of the
-    # largest logit (the tool's INT8_RTOL)
-    from tools.deployment.pytorch2executorch import INT8_RTOL
-    assert et.max_relative_difference(fp32, got) <= INT8_RTOL
+    # largest logit (the check's bound for outputs without an arg-max)
+    assert et.max_relative_difference(fp32, got) <= et.INT8_RTOL
+
+
+def test_int8_check_keeps_a_classifiers_predictions_and_a_backbones_outputs():
+    """A classifier passes on its arg-max (RepNeXt-M1 digits: logits 0.27 of the largest
+    away on average, every prediction kept, top-1 equal), fails when one image in 50
+    changes class; a backbone's maps pass within INT8_RTOL of their largest value."""
+    generator = torch.Generator().manual_seed(0)
+    reference = [[torch.randn(1, 10, generator=generator) + 10 * torch.eye(10)[i % 10]]
+                 for i in range(50)]
+    shaken = [[r[0] + 0.3 * r[0].abs().max() * torch.sign(torch.randn(1, 10))] for r in reference]
+    assert 'arg-max agreement 100.00%' in et.check_int8(reference, shaken, classifier=True)
+    flipped = [list(s) for s in shaken]
+    flipped[7] = [-reference[7][0]]
+    with pytest.raises(et.ExecuTorchError, match='changes the prediction of 2.0%') as error:
+        et.check_int8(reference, flipped, classifier=True)
+    assert '\n' not in str(error.value)
+    with pytest.raises(et.ExecuTorchError, match='0.300 of the largest output on average'):
+        et.check_int8(reference, shaken, classifier=False)
+    close = [[r[0] * 1.2] for r in reference]
+    assert 'arg-max' not in et.check_int8(reference, close, classifier=False)
+    with pytest.raises(et.ExecuTorchError, match='no calibration images'):
+        et.check_int8([], [], classifier=True)
 
 
 def test_a_batchnorm_left_in_a_program_is_refused_in_one_line():

@@ -16,6 +16,13 @@ INSTALL = ('pip install -r requirements/deploy.txt && pip install --no-deps -r '
 # Ops that only move or name data: outside a delegate they are no computation.
 NON_COMPUTE = ('getitem', 'executorch_call_delegate')
 BATCH_NORMS = ('batch_norm', )
+# int8 against fp32 on the calibration images. A classifier keeps its predictions: the
+# arg-max of at least INT8_MIN_AGREEMENT of the images (what its top-1 depends on; the
+# trained digits classifiers of all three families: 100%). Other outputs (a backbone's
+# stage maps) have no arg-max: each image's largest difference relative to its largest
+# fp32 output, on average, within INT8_RTOL (8-bit steps through some 25 layers).
+INT8_MIN_AGREEMENT = 0.99
+INT8_RTOL = 0.25
 
 
 class ExecuTorchError(RuntimeError):
@@ -130,6 +137,31 @@ def max_relative_difference(expected: Sequence[torch.Tensor],
         worst = max(worst, float((e.double() - g.double()).abs().max()
                                  / e.double().abs().max().clamp_min(1e-12)))
     return worst
+
+
+def check_int8(reference: Sequence[Sequence[torch.Tensor]],
+               got: Sequence[Sequence[torch.Tensor]], classifier: bool) -> str:
+    """The one-line verdict on an int8 program's outputs ``got`` against the fp32
+    program's ``reference`` (a list of outputs per image); a program that fails it is an
+    :class:`ExecuTorchError`."""
+    diffs = [max_relative_difference(r, g) for r, g in zip(reference, got)]
+    if not diffs:
+        raise ExecuTorchError('no calibration images to check the int8 program on')
+    mean = sum(diffs) / len(diffs)
+    measured = (f'on the {len(diffs)} calibration images it differs from fp32 by '
+                f'{mean:.3f} of the largest output on average, {max(diffs):.3f} at most')
+    if classifier:
+        agreement = argmax_agreement([r[0] for r in reference], [g[0] for g in got])
+        measured += f', arg-max agreement {100 * agreement:.2f}%'
+        if not agreement >= INT8_MIN_AGREEMENT:
+            raise ExecuTorchError(f'int8 changes the prediction of {100 * (1 - agreement):.1f}% '
+                                  f'of the calibration images (at most '
+                                  f'{100 * (1 - INT8_MIN_AGREEMENT):g}% expected; {measured})')
+    elif not mean <= INT8_RTOL:
+        raise ExecuTorchError(f'int8 differs from fp32 by {mean:.3f} of the largest output on '
+                              f'average over the calibration images (at most {INT8_RTOL:g} '
+                              'expected)')
+    return measured
 
 
 def argmax_agreement(first: Sequence[torch.Tensor], second: Sequence[torch.Tensor]) -> float:
