@@ -33,8 +33,8 @@ class RepMobileBlock(nn.Module):
         a = y * sigmoid(y + ClaSiLU_gate(x))       # gate: per-channel, from the mean of x
         out = conv_dw(a) + down(a)                 # down: identity or 3x3/2 average pool
 
-    Deploy form: one 1x1 conv, a 1x1 conv gate on the channel means, one depthwise
-    conv. ``conv_dw`` normalizes *before* its zero padding, so the padded taps never
+    Deploy form: one 1x1 conv, a linear gate on the channel means (a 1x1 conv under
+    ``torch.export``), one depthwise conv. ``conv_dw`` normalizes *before* its zero padding, so the padded taps never
     see the BN shift ``t``: folding ``t`` into a bias is wrong on the border. The
     exact form has no per-size state and no shape-dependent branches:
 
@@ -121,9 +121,7 @@ class RepMobileBlock(nn.Module):
 
     def _forward_deploy(self, x: torch.Tensor) -> torch.Tensor:
         y = self.pw_reparam(x)
-        # (N, C, 1, 1) means through the 1x1 conv: constant weights, global pooling,
-        # both of which every runtime delegates (XNNPACK takes no 2-D mean)
-        gate = self.gate_reparam(x.mean((2, 3), keepdim=True))
+        gate = self._gate(x)
         if not self.use_pad_shift:
             return self._forward_explicit_norm(y, gate)
         if self.stride == 1:
@@ -134,6 +132,18 @@ class RepMobileBlock(nn.Module):
         out = self.dw_reparam(gated_shift(y, gate, self.pad_shift))
         window_share = F.avg_pool2d(torch.ones_like(y[:1, :1]), 3, 2, 1)
         return mul_add(out, self.pad_shift.view(-1, 1, 1), window_share, value=-1.0)
+
+    def _gate(self, x: torch.Tensor) -> torch.Tensor:
+        """The (N, C, 1, 1) gate from the channel means. Eager PyTorch and onnxruntime
+        run it as one GEMM (onnxruntime took RepMobile-S 1.22x longer with a 1x1 conv on
+        1x1 maps); under ``torch.export`` it is the 1x1 conv on 4-D means, which XNNPACK
+        delegates (a 2-D ``mean`` and ``addmm`` stay outside it)."""
+        if not torch.jit.is_scripting():  # TorchScript compiles the eager form only
+            if torch.compiler.is_exporting():
+                return self.gate_reparam(x.mean((2, 3), keepdim=True))
+        gate = F.linear(x.mean((2, 3)), self.gate_reparam.weight.flatten(1),
+                        self.gate_reparam.bias)
+        return gate[:, :, None, None]
 
     def _forward_static_pad_shift(self, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
         """The stride-2 pad shift without a map of the input's size (what torch.export
