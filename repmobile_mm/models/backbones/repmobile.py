@@ -34,9 +34,10 @@ class RepMobileBlock(nn.Module):
         out = conv_dw(a) + down(a)                 # down: identity or 3x3/2 average pool
 
     Deploy form: one 1x1 conv, a linear gate on the channel means (a 1x1 conv under
-    ``torch.export``), one depthwise conv. ``conv_dw`` normalizes *before* its zero padding, so the padded taps never
-    see the BN shift ``t``: folding ``t`` into a bias is wrong on the border. The
-    exact form has no per-size state and no shape-dependent branches:
+    ``torch.export``), one depthwise conv. ``conv_dw`` normalizes *before* its zero
+    padding, so the padded taps never see the BN shift ``t``: folding ``t`` into a bias
+    is wrong on the border. The exact form has no per-size state and no shape-dependent
+    branches:
 
     - *pad shift* (every block whose BN scales ``s`` are non-zero and not tiny next
       to ``t``): the activation is shifted by ``t / s`` inside the kernel that applies
