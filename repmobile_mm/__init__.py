@@ -1,20 +1,17 @@
-"""repmobile_mm: re-parameterizable mobile CNN backbones for OpenMMLab 2.0.
+"""repmobile_mm: re-parameterizable mobile CNN backbones for OpenMMLab 2.0 and timm.
 
-Importing the package registers the models into mmpretrain, mmdet, mmseg and timm,
-each only if installed, and the engine parts (AGC optimizer wrappers, the EMA hook)
-into mmengine; ``repmobile_mm.models`` needs only torch, mmengine and timm.
+Importing the package registers the backbones and the RepMobile neck into mmengine's
+root ``MODELS`` registry (mmpretrain's, mmdet's and mmseg's registries find them there
+through their parent, so none of those libraries is imported), the engine parts (AGC
+optimizer wrappers, hooks) into mmengine, and the models into timm. The mmpretrain
+heads and the distillation classifier need mmpretrain: classification configs name
+``repmobile_mm.integrations.mmpretrain`` in their ``custom_imports``.
 """
-import warnings
-
-# mmengine 0.10.7 imports pkg_resources (hence setuptools < 81 in requirements/): the
-# deprecation warning that import prints names nothing a user of this suite can change.
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated as an API',
-                        category=UserWarning)
-
-from . import engine  # noqa: E402,F401  (registers the optimizer wrappers and hooks)
-from .models import *  # noqa: E402,F401,F403
-from .integrations import register_all  # noqa: E402
+from . import engine  # noqa: F401  (registers the optimizer wrappers and hooks)
+from .integrations import register_backbones
+from .integrations import timm as _timm  # noqa: F401  (registers the models into timm)
+from .models import *  # noqa: F401,F403
 
 __version__ = '0.1.0'
 
-register_all()
+register_backbones()

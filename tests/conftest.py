@@ -5,6 +5,12 @@ import numpy as np
 import pytest
 import torch
 
+from repmobile_mm.engine.checkpoint import allow_mmengine_checkpoint_globals
+
+# The tests read mmengine training checkpoints in this process (the mm inferencers,
+# resumed runners): allow those globals here, as the tools do.
+allow_mmengine_checkpoint_globals()
+
 REFERENCE_DIR = osp.join(osp.dirname(__file__), '..', '..', 'shared', 'reference')
 
 

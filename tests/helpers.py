@@ -29,10 +29,15 @@ def run_tool(*args, timeout=900, env=None):
 def run_in_process(monkeypatch, script, *args):
     """Run a repository tool's ``__main__`` in this process, as ``python SCRIPT ARGS``
     from the repository root would (no interpreter and library start-up: seconds
-    saved per run); its refusals surface as ``SystemExit``."""
+    saved per run). A tool ends in ``sys.exit``: a success returns, a refusal
+    surfaces as the ``SystemExit`` carrying its one-line message."""
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(sys, 'argv', [script, *args])
-    runpy.run_path(osp.join(ROOT, script), run_name='__main__')
+    try:
+        runpy.run_path(osp.join(ROOT, script), run_name='__main__')
+    except SystemExit as exit_:
+        if exit_.code not in (None, 0):
+            raise
 
 
 def check_tool(*args, timeout=900, env=None):

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from repmobile_mm.engine.checkpoint import read_checkpoint, save_atomically, write_atomically
+from repmobile_mm.errors import CheckpointError, OutputExistsError
 from tests.helpers import ROOT, run_tool
 
 DIGITS = osp.join(ROOT, 'classification/configs/repvit/repvit-m0.9_1xb64_digits.py')
@@ -43,7 +44,7 @@ def bad_checkpoints(folder):
 
 def test_read_checkpoint_names_the_file_and_the_problem(tmp_path):
     for kind, (path, message) in bad_checkpoints(str(tmp_path)).items():
-        with pytest.raises(SystemExit) as err:
+        with pytest.raises(CheckpointError) as err:
             read_checkpoint(path)
         text = str(err.value)
         assert path in text and message in text and '\n' not in text, (kind, text)
@@ -94,7 +95,7 @@ def test_writes_are_atomic_and_keep_existing_files(tmp_path):
         write_atomically(path, interrupted)
     assert os.listdir(tmp_path) == []  # neither the file nor its temporary part
     save_atomically({'a': torch.ones(2)}, path)
-    with pytest.raises(SystemExit, match='exists: choose another output path, or pass --force'):
+    with pytest.raises(OutputExistsError, match='exists: choose another output path, or pass --force'):
         save_atomically({'a': torch.zeros(2)}, path)
     assert torch.equal(read_checkpoint(path)['a'], torch.ones(2))
     save_atomically({'a': torch.zeros(2)}, path, force=True)
@@ -115,7 +116,7 @@ def test_a_folder_output_is_replaced_whole_only_with_force(tmp_path):
         return write
 
     write_atomically(path, package(['old', 'weights']))
-    with pytest.raises(SystemExit, match='exists'):
+    with pytest.raises(OutputExistsError, match='exists'):
         write_atomically(path, package(['new']))
     assert sorted(os.listdir(path)) == ['old', 'weights']
     write_atomically(path, package(['new']), force=True)

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 import repmobile_mm  # noqa: F401
-from repmobile_mm.engine.model_io import build_model, read_state_dict
-from repmobile_mm.engine.runner import load_config
+from repmobile_mm.apis.model_io import build_model, read_state_dict
+from repmobile_mm.apis.runner import load_config
 from tests.helpers import (ROOT, assert_close_to_max, check_tool, fuse_with_tool,
                            make_folder_dataset, paired, run_tool, trained_and_fused,
                            training_twin)

@@ -4,9 +4,10 @@ import os.path as osp
 import pytest
 
 import repmobile_mm  # noqa: F401
-from repmobile_mm.engine.config_checks import check_data_roots
-from repmobile_mm.engine.model_io import build_model
-from repmobile_mm.engine.runner import load_config
+from repmobile_mm.apis.config_checks import check_data_roots
+from repmobile_mm.apis.model_io import build_model
+from repmobile_mm.apis.runner import load_config
+from repmobile_mm.errors import ConfigError
 from tests.helpers import ROOT, run_tool
 
 DIGITS = {family: osp.join(ROOT, f'classification/configs/{family}/{name}_1xb64_digits.py')
@@ -22,7 +23,7 @@ SHAPES = osp.join(ROOT, 'detection/configs/repvit/mask-rcnn_repvit-m0.9_fpn_1xb8
 ])
 def test_a_classifier_neck_that_does_not_fit_the_backbone_outputs(family, key, expected, given):
     cfg = load_config(DIGITS[family], {'model.backbone.out_indices': [1]})
-    with pytest.raises(SystemExit) as err:
+    with pytest.raises(ConfigError) as err:
         build_model(cfg)
     assert str(err.value) == (
         f'{key}={expected} but the last output of model.backbone (out_indices=(1,)) has '
@@ -31,7 +32,7 @@ def test_a_classifier_neck_that_does_not_fit_the_backbone_outputs(family, key, e
 
 def test_an_fpn_that_does_not_fit_the_backbone_outputs():
     cfg = load_config(SHAPES, {'model.backbone.out_indices': [1, 2, 3]})
-    with pytest.raises(SystemExit) as err:
+    with pytest.raises(ConfigError) as err:
         build_model(cfg)
     assert str(err.value) == (
         'model.neck.in_channels=[48, 96, 192, 384] but model.backbone (out_indices=(1, 2, 3)) '
@@ -47,7 +48,7 @@ def test_an_fpn_that_does_not_fit_the_backbone_outputs():
 ])
 def test_an_unknown_type_names_its_key_and_the_closest_names(key, value, message):
     cfg = load_config(DIGITS['repvit'], {key: value})
-    with pytest.raises(SystemExit) as err:
+    with pytest.raises(ConfigError) as err:
         build_model(cfg)
     assert str(err.value).startswith(message)
 
@@ -57,7 +58,7 @@ def test_a_missing_data_root_names_its_key_and_how_to_get_it(tmp_path):
         'train_dataloader.dataset.data_root': str(tmp_path),
         'val_dataloader.dataset.data_root': 'data/coco/'})
     check_data_roots(cfg, ['train_dataloader'])
-    with pytest.raises(SystemExit) as err:
+    with pytest.raises(ConfigError) as err:
         check_data_roots(cfg, ['train_dataloader', 'val_dataloader'])
     assert str(err.value) == (
         'val_dataloader.dataset.data_root: data/coco/ does not exist (put COCO 2017 there '
@@ -65,7 +66,7 @@ def test_a_missing_data_root_names_its_key_and_how_to_get_it(tmp_path):
         '--cfg-options val_dataloader.dataset.data_root=PATH')
     # a root merely starting like a known one gets no hint that would not fit it
     cfg.val_dataloader.dataset.data_root = 'data/digits-typo'
-    with pytest.raises(SystemExit) as err:
+    with pytest.raises(ConfigError) as err:
         check_data_roots(cfg, ['val_dataloader'])
     assert str(err.value).startswith(
         'val_dataloader.dataset.data_root: data/digits-typo does not exist; or point')

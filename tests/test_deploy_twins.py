@@ -9,8 +9,8 @@ import os.path as osp
 import pytest
 
 import repmobile_mm  # noqa: F401
-from repmobile_mm.engine.model_io import build_model
-from repmobile_mm.engine.runner import load_config
+from repmobile_mm.apis.model_io import build_model
+from repmobile_mm.apis.runner import load_config
 from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import ROOT, check_tool, fuse_with_tool, make_folder_dataset, training_twin
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import repmobile_mm  # noqa: F401
-from repmobile_mm.engine.model_io import build_model
-from repmobile_mm.engine.runner import load_config
+from repmobile_mm.apis.model_io import build_model
+from repmobile_mm.apis.runner import load_config
 from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import ROOT, assert_close_to_max, run_in_process, run_tool
 

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 import repmobile_mm  # noqa: F401
-from repmobile_mm.engine.model_io import build_model, fused_copy
-from repmobile_mm.engine.runner import load_config
+from repmobile_mm.apis.model_io import build_model, fused_copy
+from repmobile_mm.apis.runner import load_config
 from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import ROOT, assert_close_to_max, make_folder_dataset, run_in_process
 
@@ -163,7 +163,7 @@ def digits_data(tmp_path_factory):
 def test_int8_quantization_of_a_fused_classifier(tmp_path, monkeypatch, digits_data):
     import onnx
     import onnxruntime
-    from repmobile_mm.engine.calibration import preprocessed, split_loader
+    from repmobile_mm.apis.calibration import preprocessed, split_loader
     config = DIGITS['repmobile']
     cfg = load_config(config)
     cfg.merge_from_dict(dict(pair.split('=', 1) for pair in digits_data[1:]))
@@ -253,7 +253,7 @@ def test_segmentor_onnx_logits_are_right_at_every_size(tmp_path, monkeypatch):
     """The whole segmentor (what quantize_onnx.py quantizes) at sizes other than the
     export's: mmseg's Upsample would freeze the export size into the graph."""
     import onnxruntime
-    from repmobile_mm.engine.export import SegLogits
+    from repmobile_mm.apis.tasks import SegLogits
     model = randomize_batchnorm(build_model(load_config(SCENES)), seed=3).eval()
     path, out = str(tmp_path / 'model.pth'), str(tmp_path / 'seg.onnx')
     torch.save({'state_dict': model.state_dict()}, path)

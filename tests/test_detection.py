@@ -11,8 +11,8 @@ from PIL import Image
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import repmobile_mm  # noqa: F401
-from repmobile_mm.engine.model_io import build_model, read_state_dict
-from repmobile_mm.engine.runner import load_config
+from repmobile_mm.apis.model_io import build_model, read_state_dict
+from repmobile_mm.apis.runner import load_config
 from repmobile_mm.models import RepNeXt, reparameterize_model
 from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import (ROOT, check_tool, fuse_with_tool, paired, trained_and_fused,

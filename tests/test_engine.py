@@ -9,8 +9,9 @@ import torch
 
 import repmobile_mm  # noqa: F401
 from repmobile_mm.engine import ChannelsLastHook
-from repmobile_mm.engine.model_io import build_model
-from repmobile_mm.engine.runner import load_config
+from repmobile_mm.apis.model_io import build_model
+from repmobile_mm.apis.runner import load_config
+from repmobile_mm.errors import ConfigError, NonFiniteLossError
 from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import ROOT, assert_close_to_max
 
@@ -76,7 +77,7 @@ def test_channels_last_hook_refuses_mmcv_roi_align_for_what_it_misreads():
     torch.testing.assert_close(torchvision_align(x_last, rois), mmcv_align(x, rois))
 
     detector = torch.nn.ModuleDict(dict(roi=torch.nn.ModuleList([mmcv_align])))
-    with pytest.raises(SystemExit, match=r'roi\.0 is mmcv\'s RoIAlign.*use_torchvision=True'):
+    with pytest.raises(ConfigError, match=r'roi\.0 is mmcv\'s RoIAlign.*use_torchvision=True'):
         ChannelsLastHook().before_run(SimpleNamespace(model=detector))
     ChannelsLastHook().before_run(SimpleNamespace(model=torch.nn.ModuleList([torchvision_align])))
 
@@ -91,13 +92,13 @@ def test_a_non_finite_loss_stops_training_before_the_checkpoint_hook():
     hook.after_train_iter(runner, 0, outputs=dict(loss=torch.tensor(1.5), acc=torch.tensor(50.)))
     outputs = dict(loss=torch.tensor(float('nan')), loss_cls=torch.tensor(float('nan')),
                    loss_bbox=torch.tensor(0.25), acc=torch.tensor(float('nan')))
-    with pytest.raises(SystemExit, match=r'^iteration 42: the loss is not finite '
+    with pytest.raises(NonFiniteLossError, match=r'^iteration 42: the loss is not finite '
                        r'\(loss=nan, loss_cls=nan, loss_bbox=0\.25\); stopped before saving'):
         hook.after_train_iter(runner, 0, outputs=outputs)
 
 
 def test_every_run_of_the_tools_gets_the_finite_loss_hook(tmp_path):
-    from repmobile_mm.engine.runner import build_runner
+    from repmobile_mm.apis.runner import build_runner
     cfg = load_config(osp.join(ROOT, DIGITS[0]))
     cfg.work_dir = str(tmp_path)
     runner = build_runner(cfg)

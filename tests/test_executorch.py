@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from repmobile_mm.engine import executorch_export as et
-from repmobile_mm.engine.model_io import build_model
-from repmobile_mm.engine.runner import load_config
+from repmobile_mm.apis.model_io import build_model
+from repmobile_mm.apis.runner import load_config
 from repmobile_mm.models import (RepMobile, RepMobileBlock, RepMobileNet, RepNeXt, RepNeXtNet,
                                  RepViT, RepViTNet)
 from repmobile_mm.utils import randomize_batchnorm

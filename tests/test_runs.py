@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from repmobile_mm.engine import allow_mmengine_checkpoint_globals
-from repmobile_mm.engine.model_io import read_state_dict
-from repmobile_mm.engine.runner import load_config
+from repmobile_mm.apis.model_io import read_state_dict
+from repmobile_mm.apis.runner import load_config
 from tests.helpers import ROOT, check_tool, make_folder_dataset
 
 # RepViT's digits config: no dropout, whose masks a resumed run would draw anew

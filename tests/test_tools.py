@@ -8,8 +8,9 @@ import torch
 from PIL import Image
 
 import repmobile_mm  # noqa: F401
-from repmobile_mm.engine.model_io import build_model, fused_copy, read_state_dict
-from repmobile_mm.engine.runner import enable_amp, load_config
+from repmobile_mm.apis.model_io import build_model, fused_copy, read_state_dict
+from repmobile_mm.apis.runner import enable_amp, load_config
+from repmobile_mm.errors import ConfigError
 from repmobile_mm.utils import count_macs, count_params, randomize_batchnorm
 from tests.helpers import ROOT, assert_close_to_max, check_tool, run_tool
 
@@ -59,7 +60,7 @@ def test_export_digits_writes_the_stratified_split(tmp_path):
     osp.join(ROOT, 'detection/configs/repvit/mask-rcnn_repvit-m1.1_fpn_1x_coco.py')],
     ids=['classifier', 'detector'])
 def test_get_flops_prints_both_forms_counts(config):
-    from tools.analysis_tools.get_flops import DetectorFeatures
+    from repmobile_mm.apis.tasks import DetectorFeatures
     result = check_tool('tools/analysis_tools/get_flops.py', config, '--shape', '64', '48')
     model = build_model(load_config(config)).eval()
     for form, net in (('training', model), ('deploy', fused_copy(model))):
@@ -80,7 +81,7 @@ def test_amp_switches_each_optimizer_wrapper_to_its_amp_twin(monkeypatch):
         assert cfg.optim_wrapper.loss_scale == 'dynamic'
     cfg = load_config(DIGITS['repmobile'])
     cfg.optim_wrapper.type = 'SomethingElse'
-    with pytest.raises(SystemExit, match="no AMP version of optim_wrapper type 'SomethingElse'"):
+    with pytest.raises(ConfigError, match="no AMP version of optim_wrapper type 'SomethingElse'"):
         enable_amp(cfg)
 
 

@@ -32,12 +32,12 @@ from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
-from repmobile_mm.engine.model_io import (build_model, comparable_outputs, fused_copy,
-                                          load_weights, read_state_dict)
-from repmobile_mm.engine.runner import load_config
+from repmobile_mm.apis.cli import run
+from repmobile_mm.apis.model_io import build_model, fused_copy, load_weights, read_state_dict
+from repmobile_mm.apis.runner import load_config
+from repmobile_mm.apis.tasks import task_of
 from repmobile_mm.models import RepMobileNet, RepNeXtNet, RepViTNet
-from repmobile_mm.utils import (count_macs, count_params, interleaved_latency,
-                                randomize_batchnorm)
+from repmobile_mm.utils import count_macs, count_params, interleaved_latency, randomize_batchnorm
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -254,11 +254,11 @@ def task_demo(task: Task, work_dir: str, picture_dir: str, name: str):
     models = {'training': load_trained(task.config, checkpoint),
               'fused': load_trained(task.deploy_config, fused)}
     height, width = task.latency_shape
-    scope = cfg.default_scope
+    task_kind = task_of(cfg)
     latency = interleaved_latency(
-        {form: partial(comparable_outputs, m, scope=scope) for form, m in models.items()},
+        {form: task_kind.comparable(m) for form, m in models.items()},
         torch.randn(1, 3, height, width), repeats=20)
-    timed = 'backbone+neck' if scope == 'mmdet' else 'model'
+    timed = task_kind.parts
 
     lines = [task.title, f'  trained in {train_time:.0f} s; whole task {time.time() - start:.0f} s; '
              f'picture {picture}',
@@ -293,4 +293,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run(main))

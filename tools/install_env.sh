@@ -79,7 +79,7 @@ pip install -q --no-deps -r "$ROOT/requirements/executorch.txt"
 # configs under <the distribution's location>/repmobile_mm/.mim, which this gives it
 pip install -q --no-deps --no-build-isolation --no-use-pep517 -e "$ROOT"
 "$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, mmpretrain, mim, repmobile_mm
-from repmobile_mm.engine.executorch_export import import_executorch; import_executorch()" \
+from repmobile_mm.apis.executorch_export import import_executorch; import_executorch()" \
     || { log "import check failed"; exit 1; }
 "$VENV/bin/python" - "$ROOT" <<'CHECK' || { log "mim cannot see the editable install"; exit 1; }
 import os.path as osp, sys, warnings

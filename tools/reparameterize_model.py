@@ -11,15 +11,18 @@ dataset meta (class names, palette). Load DST with the config's deploy twin (und
 deploy/).
 """
 import argparse
+import sys
 import time
 
 import torch
 
+from repmobile_mm.apis.cli import run
+from repmobile_mm.apis.model_io import (build_model, fits, fused_copy, has_fusable_modules,
+                                        load_weights, max_difference, state_dict_of,
+                                        test_input_size)
+from repmobile_mm.apis.runner import add_cfg_options, load_config
+from repmobile_mm.apis.tasks import task_of
 from repmobile_mm.engine.checkpoint import check_output_path, read_checkpoint, save_atomically
-from repmobile_mm.engine.model_io import (build_model, fits, fused_copy, has_fusable_modules,
-                                          load_weights, max_difference, state_dict_of,
-                                          test_input_size)
-from repmobile_mm.engine.runner import add_cfg_options, load_config
 
 
 def parse_args():
@@ -56,7 +59,7 @@ def main():
     fused = fused_copy(model)
     height, width = args.shape or test_input_size(cfg)
     inputs = torch.randn(1, 3, height, width)
-    diff, scale = max_difference(model, fused, inputs, cfg.default_scope)
+    diff, scale = max_difference(model, fused, inputs, task_of(cfg))
     print(f'fused {type(model).__name__} in {time.time() - start:.1f} s; on a random '
           f'1x3x{height}x{width} input the outputs differ by at most {diff:.3g} '
           f'(largest output {scale:.3g}, relative {diff / max(scale, 1e-12):.3g})')
@@ -73,4 +76,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run(main))

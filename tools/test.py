@@ -5,11 +5,14 @@
 """
 import argparse
 import json
+import sys
 
-from repmobile_mm.engine.config_checks import check_data_roots, explained_registry_errors
-from repmobile_mm.engine.model_io import load_weights, read_state_dict
-from repmobile_mm.engine.runner import (add_common_args, apply_library_dataloader_defaults,
-                                        bare_model, build_runner, config_from_args)
+from repmobile_mm.apis.cli import run
+from repmobile_mm.apis.config_checks import check_data_roots, explained_registry_errors
+from repmobile_mm.apis.model_io import load_weights, read_state_dict
+from repmobile_mm.apis.runner import (add_common_args, apply_library_dataloader_defaults,
+                                      bare_model, build_runner, config_from_args)
+from repmobile_mm.engine.checkpoint import allow_mmengine_checkpoint_globals
 
 
 def parse_args():
@@ -27,6 +30,7 @@ def parse_args():
 
 def main():
     args = parse_args()
+    allow_mmengine_checkpoint_globals()  # for the runner's own load_from and resume
     if args.dump and not args.dump.endswith(('.pkl', '.pickle')):
         raise SystemExit(f'--dump writes a pickle: name it .pkl, not {args.dump}')
     state_dict = read_state_dict(args.checkpoint)
@@ -52,4 +56,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run(main))

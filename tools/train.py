@@ -3,11 +3,13 @@
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
 """
 import argparse
+import sys
 
-from repmobile_mm.engine.checkpoint import read_checkpoint
-from repmobile_mm.engine.config_checks import check_data_roots, explained_registry_errors
-from repmobile_mm.engine.runner import (add_common_args, apply_library_dataloader_defaults,
-                                        build_runner, config_from_args, enable_amp)
+from repmobile_mm.apis.cli import run
+from repmobile_mm.apis.config_checks import check_data_roots, explained_registry_errors
+from repmobile_mm.apis.runner import (add_common_args, apply_library_dataloader_defaults,
+                                      build_runner, config_from_args, enable_amp)
+from repmobile_mm.engine.checkpoint import allow_mmengine_checkpoint_globals, read_checkpoint
 
 
 def parse_args():
@@ -26,6 +28,7 @@ def parse_args():
 
 def main():
     args = parse_args()
+    allow_mmengine_checkpoint_globals()  # for the runner's own load_from and resume
     cfg = config_from_args(args)
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
@@ -47,4 +50,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run(main))

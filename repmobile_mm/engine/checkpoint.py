@@ -20,39 +20,48 @@ import numpy as np
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 
+from ..errors import CheckpointError, CheckpointNotFoundError, OutputExistsError
 
-def allow_mmengine_checkpoint_globals() -> None:
-    """Allow the globals an mmengine training checkpoint contains, and nothing else."""
+
+def mmengine_checkpoint_globals() -> list:
+    """The globals an mmengine training checkpoint contains, and nothing else."""
     multiarray = (np._core if hasattr(np, '_core') else np.core).multiarray
     numpy_globals = [np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar]
     numpy_globals += [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool')]
-    torch.serialization.add_safe_globals([HistoryBuffer, getattr] + numpy_globals)
+    return [HistoryBuffer, getattr] + numpy_globals
+
+
+def allow_mmengine_checkpoint_globals() -> None:
+    """Allow those globals process-wide, for mmengine's own loading (``resume``,
+    ``load_from``, the mm inferencers): for the tools and tests, never at import."""
+    torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
 
 
 def read_checkpoint(path: str):
     """``torch.load`` of ``path`` under ``weights_only=True`` (mmengine's globals
-    allowed), every failure a one-line SystemExit that names the file and the problem:
+    allowed for this call only), every failure a one-line :class:`CheckpointError` that
+    names the file and the problem:
     missing, not a file, truncated or corrupted, or unsafe (with the global it carries)."""
     if not os.path.exists(path):
-        raise SystemExit(f'checkpoint not found: {path}')
+        raise CheckpointNotFoundError(f'checkpoint not found: {path}')
     if not os.path.isfile(path):
-        raise SystemExit(f'checkpoint is not a file: {path}')
-    allow_mmengine_checkpoint_globals()
+        raise CheckpointError(f'checkpoint is not a file: {path}')
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
+        with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
+            return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
         unsafe = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(err))
         if 'Weights only load failed' in str(err) and unsafe:
-            raise SystemExit(f'{path} is unsafe to load: it carries the global '
-                             f'{unsafe.group(1)}, which could run code; nothing was executed. '
-                             'Load only checkpoints you trust, re-saved as plain tensors '
-                             '(torch.save of a state dict)') from None
-        raise SystemExit(f'{path} is corrupted (not a PyTorch checkpoint): '
-                         f'{first_line(err)}') from None
+            raise CheckpointError(f'{path} is unsafe to load: it carries the global '
+                                  f'{unsafe.group(1)}, which could run code; nothing was executed. '
+                                  'Load only checkpoints you trust, re-saved as plain tensors '
+                                  '(torch.save of a state dict)') from None
+        raise CheckpointError(f'{path} is corrupted (not a PyTorch checkpoint): '
+                              f'{first_line(err)}') from None
     except Exception as err:  # garbage fails anywhere in the unpickler (EOFError,
         # RuntimeError, IndexError from its stack, KeyError from its memo, ...)
-        raise SystemExit(f'{path} is truncated or corrupted (not a complete PyTorch '
-                         f'checkpoint): {first_line(err)}') from None
+        raise CheckpointError(f'{path} is truncated or corrupted (not a complete PyTorch '
+                              f'checkpoint): {first_line(err)}') from None
 
 
 def first_line(err: BaseException) -> str:
@@ -63,8 +72,8 @@ def first_line(err: BaseException) -> str:
 def check_output_path(path: str, force: bool = False) -> None:
     """Refuse to replace an existing output unless ``force`` (the tools' ``--force``)."""
     if os.path.exists(path) and not force:
-        raise SystemExit(f'{path} exists: choose another output path, or pass --force to '
-                         'replace it')
+        raise OutputExistsError(f'{path} exists: choose another output path, or pass --force to '
+                                'replace it')
 
 
 def write_atomically(path: str, write: Callable[[str], None], force: bool = False) -> None:

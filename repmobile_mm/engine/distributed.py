@@ -15,6 +15,8 @@ from mmengine.model import MMDistributedDataParallel, revert_sync_batchnorm
 from mmengine.registry import MODEL_WRAPPERS
 from torch import nn
 
+from ..errors import ConfigError, DeviceError
+
 
 @MODEL_WRAPPERS.register_module()
 class CPUDistributedDataParallel(MMDistributedDataParallel):
@@ -37,15 +39,15 @@ def setup_distributed(cfg: Config) -> str:
         backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'nccl')
         return f'distributed ({cfg.launcher} launcher): {backend} on CUDA devices'
     if cfg.launcher != 'pytorch':
-        raise SystemExit(f'--launcher {cfg.launcher} needs CUDA devices here; on a CPU-only '
-                         'machine use --launcher pytorch (tools/dist_train.sh, torchrun)')
+        raise DeviceError(f'--launcher {cfg.launcher} needs CUDA devices here; on a CPU-only '
+                          'machine use --launcher pytorch (tools/dist_train.sh, torchrun)')
     if not torch_dist.is_initialized():
         torch_dist.init_process_group('gloo', rank=int(os.environ['RANK']),
                                       world_size=int(os.environ['WORLD_SIZE']))
     wrapper = cfg.get('model_wrapper_cfg') or {}
     if wrapper.get('type', 'MMDistributedDataParallel') != 'MMDistributedDataParallel':
-        raise SystemExit(f"model_wrapper_cfg type {wrapper['type']!r} cannot run on CPU: "
-                         'leave it unset for CPU-only multi-process training')
+        raise ConfigError(f"model_wrapper_cfg type {wrapper['type']!r} cannot run on CPU: "
+                          'leave it unset for CPU-only multi-process training')
     cfg.model_wrapper_cfg = dict(
         wrapper, type='CPUDistributedDataParallel',
         broadcast_buffers=wrapper.get('broadcast_buffers', False),

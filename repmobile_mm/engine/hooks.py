@@ -6,6 +6,8 @@ import torch
 from mmengine.hooks import EMAHook, Hook
 from mmengine.registry import HOOKS
 
+from ..errors import ConfigError, NonFiniteLossError
+
 
 @HOOKS.register_module()
 class RawEvalEMAHook(EMAHook):
@@ -69,7 +71,7 @@ def check_channels_last_safe(model: torch.nn.Module) -> None:
         return
     for name, module in model.named_modules():
         if isinstance(module, RoIAlign) and not module.use_torchvision:
-            raise SystemExit(
+            raise ConfigError(
                 f'ChannelsLastHook: {name} is mmcv\'s RoIAlign, which reads channels-last '
                 'features wrongly; set roi_layer=dict(use_torchvision=True) in the RoI '
                 'extractors (same values) or drop the hook')
@@ -89,6 +91,6 @@ class FiniteLossHook(Hook):
         if all(math.isfinite(value) for value in terms.values()):
             return
         listed = ', '.join(f'{name}={value:.4g}' for name, value in terms.items())
-        raise SystemExit(f'iteration {runner.iter + 1}: the loss is not finite ({listed}); '
-                         'stopped before saving a checkpoint of these weights (a lower '
-                         'learning rate, or gradient clipping, usually helps)')
+        raise NonFiniteLossError(f'iteration {runner.iter + 1}: the loss is not finite ({listed}); '
+                                 'stopped before saving a checkpoint of these weights (a lower '
+                                 'learning rate, or gradient clipping, usually helps)')

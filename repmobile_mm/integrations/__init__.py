@@ -1,18 +1,16 @@
-"""Per-library layers: registrations and the few classes a library needs (heads, wrappers)."""
-import importlib.util
+"""Per-library layers: the registrations and the few classes a library needs.
+
+The backbones go into mmengine's root ``MODELS``: every downstream registry
+(mmpretrain's, mmdet's, mmseg's) searches its parent when a name is not its own, so
+one registration serves all three without importing any of them. Only
+``integrations.mmpretrain`` (heads subclassing ``ClsHead``, the distillation
+classifier) imports its library, and only the configs that use it import it.
+"""
+from mmengine.registry import MODELS
+
+from ..models import RepMobile, RepMobileNeck, RepNeXt, RepViT
 
 
-def _installed(name: str) -> bool:
-    return importlib.util.find_spec(name) is not None
-
-
-def register_all():
-    """Register into mmpretrain, mmdet, mmseg and timm, each only if installed."""
-    if _installed('mmpretrain'):
-        from . import mmpretrain  # noqa: F401
-    if _installed('mmdet'):
-        from . import mmdet  # noqa: F401
-    if _installed('mmseg'):
-        from . import mmseg  # noqa: F401
-    if _installed('timm'):
-        from . import timm  # noqa: F401
+def register_backbones() -> None:
+    for module in (RepMobile, RepViT, RepNeXt, RepMobileNeck):
+        MODELS.register_module(module=module)

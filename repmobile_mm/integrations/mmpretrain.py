@@ -1,4 +1,7 @@
-"""mmpretrain layer: the backbone, the published neck and head, hard distillation."""
+"""mmpretrain layer: the published heads and hard distillation (the backbones and the
+neck are registered by ``import repmobile_mm``, in mmengine's root registry).
+
+Classification configs import this module through ``custom_imports``."""
 from typing import List, Optional, Tuple, Union
 
 import torch
@@ -9,13 +12,7 @@ from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 
-from ..models import (BNLinearClassifier, NormLinearClassifier, RepMobile, RepMobileClassifier,
-                      RepMobileNeck, RepNeXt, RepViT)
-
-MODELS.register_module(module=RepMobile)
-MODELS.register_module(module=RepViT)
-MODELS.register_module(module=RepNeXt)
-MODELS.register_module(module=RepMobileNeck)
+from ..models import BNLinearClassifier, NormLinearClassifier, RepMobileClassifier
 
 
 class DistillationHeadMixin:

@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-import repmobile_mm  # noqa: F401  (registers everything)
+import repmobile_mm.integrations.mmpretrain  # noqa: F401  (the heads; the rest at import)
 from repmobile_mm.models import RepMobile, RepViT, reparameterize_model
 from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import assert_close_to_max
@@ -29,6 +29,26 @@ def test_models_import_needs_no_mm_task_library():
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == '4 4'
+
+
+def test_import_is_quiet():
+    """`import repmobile_mm` registers into timm and mmengine (where mmpretrain's, mmdet's
+    and mmseg's registries find the backbones) without importing those libraries or
+    changing the process: warnings filters and torch's safe globals stay as they were."""
+    code = (
+        'import sys, warnings\n'
+        'import mmengine.registry, timm, torch\n'
+        'filters = list(warnings.filters)\n'
+        'safe = list(torch.serialization.get_safe_globals())\n'
+        'import repmobile_mm\n'
+        "print(sorted(m for m in ('mmcv', 'mmdet', 'mmseg', 'mmpretrain') if m in sys.modules))\n"
+        'print(warnings.filters == filters, torch.serialization.get_safe_globals() == safe)\n'
+        "print(mmengine.registry.MODELS.get('RepNeXt') is repmobile_mm.RepNeXt,\n"
+        "      'repnext_m3' in timm.list_models('repnext*'))\n")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split('\n')[:3] == ['[]', 'True True', 'True True']
 
 
 @pytest.mark.parametrize('scope', ['mmpretrain', 'mmdet', 'mmseg'])

@@ -32,6 +32,7 @@ import copy
 import json
 import platform
 import statistics
+import sys
 import time
 from typing import Callable, Dict, List
 
@@ -39,10 +40,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from repmobile_mm.engine.export import exported_net, onnx_precision, onnxruntime_session
-from repmobile_mm.engine.model_io import fused_copy
+from repmobile_mm.apis.cli import run
+from repmobile_mm.apis.export import onnx_precision, onnxruntime_session
+from repmobile_mm.apis.model_io import fused_copy
+from repmobile_mm.apis.tasks import task_of
 from repmobile_mm.models import RepMobileBlock
-from repmobile_mm.models.backbones.repnext import RepDWConvS, RepDWConvM
+from repmobile_mm.models.backbones.repnext import RepDWConvM, RepDWConvS
 from repmobile_mm.models.utils.layers import Conv2dBN
 from repmobile_mm.utils import count_params, randomize_batchnorm
 
@@ -80,12 +83,12 @@ def build_models(names: List[str], train_step: bool = False,
                 raise SystemExit(f'--train-step cannot train an ExecuTorch program: {name}')
             models[f'{name} (ExecuTorch)'] = ExecuTorchModel(name)
         elif name.endswith('.py'):
-            from repmobile_mm.engine.model_io import build_model
-            from repmobile_mm.engine.runner import load_config
+            from repmobile_mm.apis.model_io import build_model
+            from repmobile_mm.apis.runner import load_config
             cfg = load_config(name)
             model = build_model(cfg).eval()
             # a whole classifier; only the backbone of a detector or segmentor
-            net = exported_net(cfg, model)[0]
+            net = task_of(cfg).export_net(model)[0]
             models[f'{name} (train)'] = net
             if not train_step:
                 models[f'{name} (fused)'] = fused_copy(net)
@@ -158,7 +161,7 @@ class ExecuTorchModel(nn.Module):
 
     def __init__(self, path: str):
         super().__init__()
-        from repmobile_mm.engine.executorch_export import (ExecuTorchError, ProgramRunner,
+        from repmobile_mm.apis.executorch_export import (ExecuTorchError, ProgramRunner,
                                                            import_executorch)
         try:
             import_executorch()
@@ -242,12 +245,12 @@ def measure(models, args, batch: int, calls: int) -> Dict[str, List[float]]:
             model = model.to(device=args.device, dtype=data_dtype, memory_format=memory_format)
             runners[name] = (make_train_step(model, example, args.mode, dtype)
                              if args.train_step else make_runner(model, example, args.mode))
-        for run in runners.values():  # warm-up (and compilation)
-            time_calls(run, args.warmup, args.device)
+        for step in runners.values():  # warm-up (and compilation)
+            time_calls(step, args.warmup, args.device)
         times = {name: [] for name in runners}
         for _ in range(args.rounds):
-            for name, run in runners.items():
-                times[name].append(time_calls(run, calls, args.device) / calls)
+            for name, step in runners.items():
+                times[name].append(time_calls(step, calls, args.device) / calls)
     return times
 
 
@@ -300,7 +303,7 @@ def main():
         default_batch[0] if args.device == 'cuda' else default_batch[1])
 
     if any(name.endswith('.pte') for name in args.models):  # before any program loads
-        from repmobile_mm.engine.executorch_export import set_threads
+        from repmobile_mm.apis.executorch_export import set_threads
         set_threads(args.et_threads)
     models = build_models(args.models, args.train_step, args.ort_threads)
     params = {name: count_params(model) for name, model in models.items()}
@@ -428,4 +431,4 @@ def plot(report: dict, path: str):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run(main))

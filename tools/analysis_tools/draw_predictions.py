@@ -12,12 +12,15 @@ config's deploy twin. OUT is never replaced without --force, nor left half writt
 import argparse
 import glob
 import io
-import os.path as osp
+import sys
 
 import numpy as np
 
-from repmobile_mm.engine.checkpoint import read_checkpoint, write_atomically
-from repmobile_mm.engine.runner import add_cfg_options, load_config
+from repmobile_mm.apis.cli import run
+from repmobile_mm.apis.runner import add_cfg_options, load_config
+from repmobile_mm.apis.tasks import task_of
+from repmobile_mm.engine.checkpoint import (allow_mmengine_checkpoint_globals, read_checkpoint,
+                                            write_atomically)
 
 
 def parse_args():
@@ -44,35 +47,13 @@ def pick_images(patterns, count):
     return images[::max(1, len(images) // count)][:count]
 
 
-def predict(cfg, checkpoint, images, score_thr):
-    """The library's visualizations of ``images`` and a caption for each."""
-    scope = cfg.default_scope
-    if scope == 'mmpretrain':
-        from mmpretrain.apis import ImageClassificationInferencer
-        from PIL import Image
-        results = ImageClassificationInferencer(cfg, pretrained=checkpoint, device='cpu')(images)
-        panels = [np.asarray(Image.open(image).convert('RGB')) for image in images]
-        captions = [f"{r.get('pred_class', r['pred_label'])} ({r['pred_score']:.2f})"
-                    for r in results]
-        return panels, captions
-    if scope == 'mmdet':
-        from mmdet.apis import DetInferencer
-        inferencer = DetInferencer(cfg, weights=checkpoint, device='cpu', show_progress=False)
-        panels = inferencer(images, return_vis=True, no_save_vis=True,
-                            pred_score_thr=score_thr)['visualization']
-    else:
-        from mmseg.apis import MMSegInferencer
-        inferencer = MMSegInferencer(cfg, weights=checkpoint, device='cpu')
-        panels = inferencer(images, return_vis=True)['visualization']
-    return panels, [osp.basename(image) for image in images]
-
-
 def main():
     args = parse_args()
+    allow_mmengine_checkpoint_globals()  # the mm inferencers load checkpoints with mmengine
     cfg = load_config(args.config, args.cfg_options)
     read_checkpoint(args.checkpoint)  # a missing, broken or unsafe file: one line, now
     images = pick_images(args.images, args.count)
-    panels, captions = predict(cfg, args.checkpoint, images, args.score_thr)
+    panels, captions = task_of(cfg).draw(cfg, args.checkpoint, images, args.score_thr)
 
     import matplotlib
     matplotlib.use('Agg')
@@ -97,4 +78,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run(main))

@@ -7,23 +7,13 @@ they are the backbone's and neck's (``extract_feat``): mmdet's two-stage heads n
 image metadata that a shape alone does not give.
 """
 import argparse
+import sys
 
-from torch import nn
-
-from repmobile_mm.engine.model_io import build_model, fused_copy, test_input_size
-from repmobile_mm.engine.runner import add_cfg_options, load_config
+from repmobile_mm.apis.cli import run
+from repmobile_mm.apis.model_io import build_model, fused_copy, test_input_size
+from repmobile_mm.apis.runner import add_cfg_options, load_config
+from repmobile_mm.apis.tasks import task_of
 from repmobile_mm.utils import count_macs, count_params
-
-
-class DetectorFeatures(nn.Module):
-    """A detector's backbone and neck, as one module to count."""
-
-    def __init__(self, detector: nn.Module):
-        super().__init__()
-        self.detector = detector
-
-    def forward(self, x):
-        return self.detector.extract_feat(x)
 
 
 def main():
@@ -39,14 +29,13 @@ def main():
         model.teacher = None
     height, width = args.shape or test_input_size(cfg)
     shape = (1, 3, height, width)
-    detector = cfg.default_scope == 'mmdet'
+    task = task_of(cfg)
     print(f'{args.config} at {height}x{width}'
-          + (' (MACs of the backbone and neck)' if detector else ''))
+          + (f' (MACs of the {task.parts})' if task.parts != 'model' else ''))
     for form, net in (('training', model), ('deploy', fused_copy(model))):
-        counted = DetectorFeatures(net) if detector else net
         print(f'  {form:<8} form: {count_params(net) / 1e6:.2f}M parameters, '
-              f'{count_macs(counted, shape) / 1e9:.3f}G MACs')
+              f'{count_macs(task.comparable(net), shape) / 1e9:.3f}G MACs')
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run(main))

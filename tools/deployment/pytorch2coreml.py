@@ -22,14 +22,17 @@ over an existing OUT without --force, never half a package).
 import argparse
 import logging
 import os.path as osp
+import sys
 import time
 
 import torch
 
+from repmobile_mm.apis.cli import run
+from repmobile_mm.apis.export import Normalized, fused_model, preprocessing
+from repmobile_mm.apis.model_io import test_input_size
+from repmobile_mm.apis.runner import add_cfg_options
+from repmobile_mm.apis.tasks import task_of
 from repmobile_mm.engine.checkpoint import check_output_path, write_atomically
-from repmobile_mm.engine.export import Normalized, exported_net, fused_model, preprocessing
-from repmobile_mm.engine.model_io import test_input_size
-from repmobile_mm.engine.runner import add_cfg_options
 
 EXTENSIONS = {'mlprogram': '.mlpackage', 'neuralnetwork': '.mlmodel'}
 # ops a fused model must not have (Core ML's names in ML programs and neural networks)
@@ -133,7 +136,7 @@ def main():
     check_output_path(args.out, args.force)  # before any work
     ct = import_coremltools()
     cfg, model = fused_model(args.config, args.checkpoint, args.cfg_options)
-    net, _, _ = exported_net(cfg, model, args.backbone_only)
+    net, _, _ = task_of(cfg).export_net(model, args.backbone_only)
     height, width = args.shape or test_input_size(cfg)
     input_shape = (1, 3, height, width)
     if args.image_input:
@@ -180,4 +183,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run(main))

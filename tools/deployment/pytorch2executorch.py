@@ -20,24 +20,26 @@ Before the program is renamed into place it runs in ExecuTorch's runtime: fp32 m
 match PyTorch within FP32_RTOL (relative to the largest output); int8 is compared
 with the fp32 program on the calibration images (a classifier keeps the arg-max of
 INT8_MIN_AGREEMENT of them, a backbone's outputs stay within INT8_RTOL on average:
-repmobile_mm/engine/executorch_export.py). --eval runs the fp32 and (with --int8) the
+repmobile_mm/apis/executorch_export.py). --eval runs the fp32 and (with --int8) the
 int8 program over the config's validation split and prints its metric for each.
 """
 import argparse
 import os
+import sys
 import tempfile
 
 import torch
 import torch.nn.functional as F
 
+from repmobile_mm.apis.cli import run
+from repmobile_mm.apis.executorch_export import (ExecuTorchError, ProgramRunner, check_int8,
+                                                 exported, import_executorch, lowered,
+                                                 max_relative_difference, quantized)
+from repmobile_mm.apis.export import fused_model
+from repmobile_mm.apis.model_io import DEFAULT_TEST_SIZE, flatten_outputs, test_input_size
+from repmobile_mm.apis.runner import add_cfg_options
+from repmobile_mm.apis.tasks import Logits, task_of
 from repmobile_mm.engine.checkpoint import check_output_path, write_atomically
-from repmobile_mm.engine.export import exported_net, fused_model
-from repmobile_mm.engine.executorch_export import (ExecuTorchError, ProgramRunner,
-                                                   check_int8, exported, import_executorch,
-                                                   lowered, max_relative_difference,
-                                                   quantized)
-from repmobile_mm.engine.model_io import DEFAULT_TEST_SIZE, flatten_outputs, test_input_size
-from repmobile_mm.engine.runner import add_cfg_options
 
 # ExecuTorch fp32 against PyTorch (measured: within 2e-6 on every family)
 FP32_RTOL = 1e-4
@@ -67,7 +69,7 @@ def parse_args():
 def calibration_images(cfg, model, split: str, count: int, shape) -> list:
     """``count`` preprocessed images of the split (seeded), resized to ``shape`` where
     the test pipeline left another size (the program takes one size)."""
-    from repmobile_mm.engine.calibration import preprocessed, split_loader
+    from repmobile_mm.apis.calibration import preprocessed, split_loader
     images = []
     for _, inputs, _ in preprocessed(model, split_loader(cfg, split, count), count):
         image = torch.from_numpy(inputs)
@@ -84,7 +86,7 @@ def program_shape(cfg, model) -> tuple:
     digits configs), the first validation image's, else 224x224."""
     size = test_input_size(cfg, default=None)
     if size is None:
-        from repmobile_mm.engine.calibration import preprocessed, split_loader
+        from repmobile_mm.apis.calibration import preprocessed, split_loader
         try:
             size = next(preprocessed(model, split_loader(cfg, 'val', 1), 1))[1].shape[2:]
         except (OSError, StopIteration, AssertionError):  # no validation data here
@@ -117,7 +119,7 @@ def report_ops(label: str, delegated: dict, outside: dict) -> None:
 def evaluate_program(cfg, model, runner, shape) -> dict:
     """The config's validation metric with the program computing the logits, one
     image per call (the program's batch)."""
-    from repmobile_mm.engine.calibration import evaluate
+    from repmobile_mm.apis.calibration import evaluate
 
     def logits(inputs):
         outputs = []
@@ -138,8 +140,8 @@ def export(args) -> None:
     check_output_path(args.out, args.force)  # before any work
     import_executorch()
     cfg, model = fused_model(args.config, args.checkpoint, args.cfg_options)
-    net, _, _ = exported_net(cfg, model, args.backbone_only)
-    whole_classifier = cfg.get('default_scope') == 'mmpretrain' and not args.backbone_only
+    net, _, _ = task_of(cfg).export_net(model, args.backbone_only)
+    whole_classifier = isinstance(net, Logits)
     if args.eval and not whole_classifier:
         raise ExecuTorchError('--eval scores a whole classifier; this program is a backbone')
     shape = tuple(args.shape) if args.shape else program_shape(cfg, model)
@@ -202,4 +204,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run(main))

@@ -10,12 +10,14 @@ onnxruntime against PyTorch at two input sizes, one of them odd, before it is re
 into place (an existing OUT only with --force).
 """
 import argparse
+import sys
 
 import torch
 
+from repmobile_mm.apis.cli import run
+from repmobile_mm.apis.export import check_with_onnxruntime, fused_model, onnx_export
+from repmobile_mm.apis.tasks import task_of
 from repmobile_mm.engine.checkpoint import check_output_path, write_atomically
-from repmobile_mm.engine.export import (check_with_onnxruntime, exported_net, fused_model,
-                                         onnx_export)
 
 
 def main():
@@ -30,8 +32,8 @@ def main():
     args = parser.parse_args()
     check_output_path(args.out, args.force)
     cfg, model = fused_model(args.config, args.checkpoint)
-    net, num_outputs, spatial = exported_net(cfg, model, args.backbone_only,
-                                             segmentor_logits=True)
+    net, num_outputs, spatial = task_of(cfg).export_net(model, args.backbone_only,
+                                                        segmentor_logits=True)
 
     def export_and_check(path):
         onnx_export(net, path, num_outputs, spatial)
@@ -48,4 +50,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run(main))

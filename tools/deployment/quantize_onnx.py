@@ -28,17 +28,20 @@ import contextlib
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 
 import numpy as np
 import torch
 
-from repmobile_mm.engine.calibration import evaluate, preprocessed, split_loader
+from repmobile_mm.apis.calibration import evaluate, preprocessed, split_loader
+from repmobile_mm.apis.cli import run
+from repmobile_mm.apis.export import (check_with_onnxruntime, fused_model, onnx_export,
+                                      onnxruntime_session)
+from repmobile_mm.apis.runner import add_cfg_options
+from repmobile_mm.apis.tasks import task_of
 from repmobile_mm.engine.checkpoint import check_output_path, write_atomically
-from repmobile_mm.engine.export import (check_with_onnxruntime, exported_net, fused_model,
-                                         onnx_export, onnxruntime_session)
-from repmobile_mm.engine.runner import add_cfg_options
 
 METHODS = ('minmax', 'entropy', 'percentile')
 
@@ -178,10 +181,11 @@ def main():
         check_output_path(args.out, args.force)
     import_quantization()
     cfg, model = fused_model(args.config, args.checkpoint, args.cfg_options)
-    if cfg.default_scope not in ('mmpretrain', 'mmseg'):
-        raise SystemExit(f'{args.config} builds a {cfg.default_scope} model: int8 '
+    task = task_of(cfg)
+    if not task.whole_export:
+        raise SystemExit(f'{args.config} builds a {task.name} model: int8 '
                          'quantization here covers classifiers and segmentors')
-    net, num_outputs, spatial = exported_net(cfg, model, segmentor_logits=True)
+    net, num_outputs, spatial = task.export_net(model, segmentor_logits=True)
     loader = split_loader(cfg, args.calib_split, args.calib)
     images = [inputs for _, inputs, _ in preprocessed(model, loader, args.calib)]
     if not images:
@@ -248,4 +252,4 @@ def report(results: dict, height: int, width: int) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run(main))

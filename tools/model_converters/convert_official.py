@@ -15,10 +15,12 @@ with or without a distillation head. Keys become ``backbone.*``, ``neck.*``, ``h
 import argparse
 import os.path as osp
 import re
+import sys
 from typing import Dict
 
 import torch
 
+from repmobile_mm.apis.cli import run
 from repmobile_mm.engine.checkpoint import check_output_path, read_checkpoint, save_atomically
 from repmobile_mm.models.backbones.repnext import RepNeXt
 from repmobile_mm.models.backbones.repvit import RepViT
@@ -174,4 +176,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run(main))

@@ -1,6 +1,6 @@
 # RepMobile-S ImageNet-1K classifier: backbone, published head (1x1 conv + BN + ReLU,
 # pooling, MLP), label smoothing 0.1. Shared by the classification configs.
-custom_imports = dict(imports=['repmobile_mm'], allow_failed_imports=False)
+custom_imports = dict(imports=['repmobile_mm.integrations.mmpretrain'], allow_failed_imports=False)
 model = dict(
     type='ImageClassifier',
     backbone=dict(type='RepMobile', arch='S', out_indices=(3, )),

@@ -1,7 +1,7 @@
 # RepNeXt-M1 ImageNet-1K classifier: backbone, global average pooling, the published
 # NormLinear classifier (head.norm, head.linear), label smoothing 0.1. The other variants
 # change backbone.arch and head.in_channels (the last stage width).
-custom_imports = dict(imports=['repmobile_mm'], allow_failed_imports=False)
+custom_imports = dict(imports=['repmobile_mm.integrations.mmpretrain'], allow_failed_imports=False)
 model = dict(
     type='ImageClassifier',
     backbone=dict(type='RepNeXt', arch='m1', out_indices=(3, )),

@@ -12,9 +12,9 @@ import torch
 from timm.layers import DropPath, SqueezeExcite
 from torch import nn
 
-from ..utils.fuse import (CheckpointFormError, add_depthwise_identity, bn_scale_shift,
-                          conv_params64, fuse_children, fuse_conv_bn, fused_layer_like,
-                          guard_checkpoint_form, pad_to_kernel)
+from ...errors import CheckpointFormError
+from ..utils.fuse import (add_depthwise_identity, bn_scale_shift, conv_params64, fuse_children,
+                          fuse_conv_bn, fused_layer_like, guard_checkpoint_form, pad_to_kernel)
 from ..utils.layers import Conv2dBN, conv_bn
 from ..utils.norm import build_norm2d
 from .base import RepBackbone, run_block

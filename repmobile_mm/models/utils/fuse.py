@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ...errors import CheckpointFormError
+
 
 def bn_scale_shift(bn: nn.Module) -> Tuple[torch.Tensor, torch.Tensor]:
     """Return (scale, shift) in float64 with ``bn(x) == scale * x + shift`` in eval mode.
@@ -92,10 +94,6 @@ def add_depthwise_identity(weight: torch.Tensor) -> torch.Tensor:
     centre = weight.shape[-1] // 2
     weight[:, 0, centre, centre] += 1
     return weight
-
-
-class CheckpointFormError(RuntimeError):
-    """A state dict of another form (fused or training) or release of the model."""
 
 
 def guard_checkpoint_form(module: nn.Module, name: str, trained_key: str,

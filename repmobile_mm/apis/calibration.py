@@ -8,6 +8,9 @@ from typing import Callable, Iterator, Optional, Tuple
 import numpy as np
 import torch
 
+from ..errors import ConfigError
+from .tasks import task_of
+
 
 def split_loader(cfg, split: str, limit: Optional[int] = None, seed: int = 0):
     """A split's data through the config's test pipeline: the whole split in the
@@ -15,7 +18,7 @@ def split_loader(cfg, split: str, limit: Optional[int] = None, seed: int = 0):
     from mmengine.runner import Runner
     loader_cfg = cfg.get(f'{split}_dataloader')
     if loader_cfg is None:
-        raise SystemExit(f'the config has no {split}_dataloader to draw images from')
+        raise ConfigError(f'the config has no {split}_dataloader to draw images from')
     dataset = dict(loader_cfg.dataset)
     dataset['pipeline'] = cfg.get('test_pipeline') or cfg.val_dataloader.dataset.pipeline
     if limit is None:
@@ -47,12 +50,9 @@ def evaluate(cfg, model, logits: Callable[[np.ndarray], torch.Tensor]) -> dict:
     loader = split_loader(cfg, 'val')
     evaluator = Evaluator(cfg.val_evaluator)
     evaluator.dataset_meta = loader.dataset.metainfo
-    count = 0
+    task, count = task_of(cfg), 0
     for data_batch, inputs, samples in preprocessed(model, loader):
-        if cfg.default_scope == 'mmseg':
-            predictions = model.postprocess_result(logits(inputs), samples)
-        else:
-            predictions = model.head._get_predictions(logits(inputs), samples)
+        predictions = task.predictions(model, logits(inputs), samples)
         evaluator.process(data_samples=predictions, data_batch=data_batch)
         count += len(samples)
     return evaluator.evaluate(count)

@@ -11,6 +11,8 @@ from typing import Iterator, List
 from mmengine.config import Config
 from torch import nn
 
+from ..errors import ConfigError
+
 # data roots of this repository's configs -> how to get them
 DATA_HINTS = {
     'data/digits': 'python tools/dataset_converters/export_digits.py writes it',
@@ -69,8 +71,8 @@ def explained_registry_errors(cfg: Config) -> Iterator[None]:
             difflib.get_close_matches(name, names, n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(repr(n) for n in close)}?" if close else \
             ' (is the package that registers it in custom_imports?)'
-        raise SystemExit(f'{keys[0]}={name!r}: no {registry_name} of that name is registered '
-                         f'in {scope}{hint}') from None
+        raise ConfigError(f'{keys[0]}={name!r}: no {registry_name} of that name is registered '
+                          f'in {scope}{hint}') from None
 
 
 def check_data_roots(cfg: Config, fields: List[str]) -> None:
@@ -84,7 +86,7 @@ def check_data_roots(cfg: Config, fields: List[str]) -> None:
                 root_path = osp.normpath(root)
                 hint = next((h for r, h in DATA_HINTS.items()
                              if root_path == r or root_path.startswith(r + osp.sep)), None)
-                raise SystemExit(
+                raise ConfigError(
                     f'{key}.data_root: {root} does not exist'
                     + (f' ({hint})' if hint else '')
                     + f'; or point it elsewhere with --cfg-options {key}.data_root=PATH')
@@ -108,10 +110,10 @@ def check_backbone_outputs(model: nn.Module) -> None:
         return
     if isinstance(expected, (list, tuple)):
         if list(expected) != list(given):
-            raise SystemExit(f'{key}={list(expected)} but model.backbone (out_indices='
-                             f'{out_indices}) gives {list(given)} channels: set {key}='
-                             f'{list(given)}, or out_indices to the stages it expects')
+            raise ConfigError(f'{key}={list(expected)} but model.backbone (out_indices='
+                              f'{out_indices}) gives {list(given)} channels: set {key}='
+                              f'{list(given)}, or out_indices to the stages it expects')
     elif expected != given[-1]:
-        raise SystemExit(f'{key}={expected} but the last output of model.backbone '
-                         f'(out_indices={out_indices}) has {given[-1]} channels: set '
-                         f'{key}={given[-1]}, or end out_indices at the last stage')
+        raise ConfigError(f'{key}={expected} but the last output of model.backbone '
+                          f'(out_indices={out_indices}) has {given[-1]} channels: set '
+                          f'{key}={given[-1]}, or end out_indices at the last stage')

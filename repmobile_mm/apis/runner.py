@@ -11,23 +11,18 @@ from typing import Optional
 import torch
 from mmengine.config import Config, DictAction
 
-from .checkpoint import allow_mmengine_checkpoint_globals
-
-SCOPES = ('mmpretrain', 'mmdet', 'mmseg')
-
+from ..errors import ConfigError, DeviceError
+from .tasks import task_of
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Load a config with a clear error for a missing file or an unknown override key."""
     if not osp.isfile(path):
-        raise SystemExit(f'config file not found: {path}')
+        raise ConfigError(f'config file not found: {path}')
     cfg = Config.fromfile(path)
     if cfg_options:
         check_override_keys(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
-    scope = cfg.get('default_scope')
-    if scope not in SCOPES:
-        raise SystemExit(f'{path}: default_scope must be one of {SCOPES} (it decides the '
-                         f'library), got {scope!r}')
+    task_of(cfg, path)  # a known default_scope, or one line saying which are
     return cfg
 
 
@@ -43,8 +38,8 @@ def check_override_keys(cfg: Config, cfg_options: dict) -> None:
     known = set(cfg.keys()) | runner_args
     unknown = sorted({key.split('.')[0] for key in cfg_options} - known)
     if unknown:
-        raise SystemExit(f'--cfg-options: unknown config key(s) {unknown}; the config '
-                         f'has {sorted(cfg.keys())}')
+        raise ConfigError(f'--cfg-options: unknown config key(s) {unknown}; the config '
+                          f'has {sorted(cfg.keys())}')
 
 
 def set_work_dir(cfg: Config, config_path: str, work_dir: Optional[str]) -> None:
@@ -64,8 +59,7 @@ def apply_library_dataloader_defaults(cfg: Config) -> None:
         loader = cfg.get(field)
         if loader is None:
             continue
-        if cfg.default_scope == 'mmpretrain':
-            loader.setdefault('collate_fn', dict(type='default_collate'))
+        task_of(cfg).dataloader_defaults(loader)
         if loader.get('num_workers', 0) > 0:
             loader.setdefault('persistent_workers', True)
 
@@ -107,8 +101,7 @@ def build_runner(cfg: Config):
     from mmengine.runner import Runner
 
     from .config_checks import check_backbone_outputs, explained_registry_errors
-    from .distributed import setup_distributed
-    allow_mmengine_checkpoint_globals()
+    from ..engine.distributed import setup_distributed
     distributed = setup_distributed(cfg)
     hooks = cfg.get('custom_hooks') or []
     if not any(hook.get('type') == 'FiniteLossHook' for hook in hooks):
@@ -124,15 +117,15 @@ def build_runner(cfg: Config):
 def enable_amp(cfg: Config) -> None:
     """Switch the optimizer wrapper to its AMP twin (ours too: AGC keeps working)."""
     if not torch.cuda.is_available():  # mmengine's AmpOptimWrapper asserts a device
-        raise SystemExit('--amp needs a CUDA device (mmengine\'s AmpOptimWrapper scales '
-                         'losses with torch.cuda.amp); on CPU, train without --amp')
+        raise DeviceError('--amp needs a CUDA device (mmengine\'s AmpOptimWrapper scales '
+                          'losses with torch.cuda.amp); on CPU, train without --amp')
     wrapper = cfg.optim_wrapper
     amp_types = {'OptimWrapper': 'AmpOptimWrapper', 'AGCOptimWrapper': 'AGCAmpOptimWrapper'}
     current = wrapper.get('type', 'OptimWrapper')
     if current in amp_types.values():
         return
     if current not in amp_types:
-        raise SystemExit(f'--amp: no AMP version of optim_wrapper type {current!r}')
+        raise ConfigError(f'--amp: no AMP version of optim_wrapper type {current!r}')
     wrapper.type = amp_types[current]
     wrapper.setdefault('loss_scale', 'dynamic')
 

@@ -2,54 +2,15 @@
 
 Shared by tools/deployment/pytorch2onnx.py, pytorch2coreml.py and quantize_onnx.py.
 """
-import copy
 from typing import Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from mmengine.config import Config
 from torch import nn
 
+from ..errors import ConfigError, ExportError
 from .model_io import build_model, fused_copy, load_weights, read_state_dict
 from .runner import load_config
-
-
-class Logits(nn.Module):
-    """An mmpretrain classifier's ``mode='tensor'`` output as a plain forward."""
-
-    def __init__(self, classifier: nn.Module):
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, x):
-        return self.classifier(x, mode='tensor')
-
-
-class SegLogits(nn.Module):
-    """An mmseg segmentor's logits at the input's size (what its ``predict`` computes
-    before mmseg's ``postprocess_result`` takes padding and the original size off).
-
-    mmseg's ``Upsample`` turns its output size into Python ints, which a trace freezes
-    at the export size (an ONNX file then computes wrong logits at any other size):
-    each one with an integer scale factor is replaced by ``nn.Upsample`` at that
-    factor, the same interpolation with a size that stays dynamic.
-    """
-
-    def __init__(self, segmentor: nn.Module):
-        super().__init__()
-        self.segmentor = copy.deepcopy(segmentor)
-        from mmseg.models.utils import Upsample
-        for name, module in list(self.segmentor.named_modules()):
-            if (isinstance(module, Upsample) and not module.size
-                    and float(module.scale_factor).is_integer()):
-                self.segmentor.set_submodule(name, nn.Upsample(
-                    scale_factor=module.scale_factor, mode=module.mode,
-                    align_corners=module.align_corners))
-
-    def forward(self, x):
-        logits = self.segmentor(x, mode='tensor')
-        return F.interpolate(logits, size=x.shape[2:], mode='bilinear',
-                             align_corners=self.segmentor.decode_head.align_corners)
 
 
 class Normalized(nn.Module):
@@ -77,27 +38,14 @@ def fused_model(config: str, checkpoint: str, cfg_options: Optional[dict] = None
     return cfg, fused_copy(model)
 
 
-def exported_net(cfg: Config, model: nn.Module, backbone_only: bool = False,
-                 segmentor_logits: bool = False) -> Tuple[nn.Module, int, bool]:
-    """``(net, number of outputs, whether the outputs are maps)`` to export: a
-    classifier's logits, a segmentor's logits (``segmentor_logits``), or else the
-    backbone's stage outputs (detectors, segmentors, or ``backbone_only``)."""
-    scope = cfg.get('default_scope', 'mmpretrain')
-    if scope == 'mmpretrain' and not backbone_only:
-        return Logits(model).eval(), 1, False
-    if scope == 'mmseg' and segmentor_logits and not backbone_only:
-        return SegLogits(model).eval(), 1, True
-    return model.backbone, len(model.backbone.out_indices), True
-
-
 def preprocessing(cfg: Config) -> Tuple[list, list, bool]:
     """``(mean, std, rgb)`` of the config's data preprocessor: the 0-255 per-channel
     mean and std, and whether the model sees RGB (mm's loaders read BGR)."""
     pre = cfg.get('data_preprocessor') or cfg.model.get('data_preprocessor') or {}
     mean, std = pre.get('mean'), pre.get('std')
     if mean is None or std is None:
-        raise SystemExit('the config\'s data_preprocessor has no mean and std to build into '
-                         'the image input')
+        raise ConfigError('the config\'s data_preprocessor has no mean and std to build into '
+                          'the image input')
     rgb = bool(pre.get('to_rgb', pre.get('bgr_to_rgb', False)))
     return list(mean), list(std), rgb
 
@@ -136,7 +84,7 @@ def onnx_precision(path: str) -> str:
 
 def check_with_onnxruntime(net: nn.Module, path: str, inputs) -> float:
     """Largest difference between onnxruntime and PyTorch on ``inputs`` (tensors),
-    relative to the largest output; a shape mismatch is a SystemExit."""
+    relative to the largest output; a shape mismatch is an :class:`ExportError`."""
     import numpy as np
     session = onnxruntime_session(path)
     worst = 0.0
@@ -148,6 +96,6 @@ def check_with_onnxruntime(net: nn.Module, path: str, inputs) -> float:
         for e, g in zip(expected, got):
             e = e.numpy()
             if e.shape != g.shape:
-                raise SystemExit(f'onnxruntime output shape {g.shape} != PyTorch {e.shape}')
+                raise ExportError(f'onnxruntime output shape {g.shape} != PyTorch {e.shape}')
             worst = max(worst, float(np.abs(e - g).max() / np.abs(e).max()))
     return worst

@@ -4,7 +4,6 @@ Shared by tools/reparameterize_model.py, tools/analysis_tools/get_flops.py and
 the deployment tools.
 """
 import copy
-import importlib
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -12,18 +11,20 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from torch import nn
 
-from ..models.utils.fuse import FUSE_METHODS, CheckpointFormError, reparameterize_model
-from .checkpoint import read_checkpoint
+from ..errors import CheckpointError, CheckpointFormError
+from ..engine.checkpoint import read_checkpoint
+from ..models.utils.fuse import FUSE_METHODS, reparameterize_model
 from .config_checks import check_backbone_outputs, explained_registry_errors
+from .tasks import Task, task_of
 
 DEFAULT_TEST_SIZE = (224, 224)
 
 
 def build_model(cfg: Config) -> nn.Module:
     """Build ``cfg.model`` in the library that the config's ``default_scope`` names."""
-    scope = cfg.get('default_scope', 'mmpretrain')
-    init_default_scope(scope)
-    registry = importlib.import_module(f'{scope}.registry').MODELS
+    task = task_of(cfg)
+    init_default_scope(task.scope)
+    registry = task.registry()
     model_cfg = copy.deepcopy(cfg.model)
     if cfg.get('data_preprocessor') is not None:
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
@@ -44,8 +45,8 @@ def state_dict_of(checkpoint, path: str) -> dict:
         return checkpoint['state_dict']
     if isinstance(checkpoint, dict) and all(torch.is_tensor(v) for v in checkpoint.values()):
         return checkpoint
-    raise SystemExit(f'{path} holds no model weights (expected a dict with a '
-                     "'state_dict' entry, or a dict of tensors)")
+    raise CheckpointError(f'{path} holds no model weights (expected a dict with a '
+                          "'state_dict' entry, or a dict of tensors)")
 
 
 def describe_mismatch(model: nn.Module, state_dict: dict, limit: int = 5) -> str:
@@ -68,11 +69,11 @@ def load_weights(model: nn.Module, state_dict: dict, checkpoint: str, config: st
     try:
         model.load_state_dict(state_dict, strict=True)
     except CheckpointFormError as err:
-        raise SystemExit(f'{checkpoint}: {err}') from None
+        raise CheckpointFormError(f'{checkpoint}: {err}') from None
     except RuntimeError:
-        raise SystemExit(f'{checkpoint} does not fit the model of {config} (another '
-                         f'architecture or number of classes?): '
-                         f'{describe_mismatch(model, state_dict)}') from None
+        raise CheckpointError(f'{checkpoint} does not fit the model of {config} (another '
+                              f'architecture or number of classes?): '
+                              f'{describe_mismatch(model, state_dict)}') from None
 
 
 def fits(model: nn.Module, state_dict: dict) -> bool:
@@ -120,24 +121,13 @@ def flatten_outputs(outputs) -> Sequence[torch.Tensor]:
     return [t for item in outputs for t in flatten_outputs(item)]
 
 
-def comparable_outputs(model: nn.Module, inputs: torch.Tensor, scope: str):
-    """What to compare between a model and its fused copy.
-
-    Classifiers and segmentors: ``mode='tensor'`` (logits). Detectors: backbone
-    and neck features, as mmdet's two-stage ``mode='tensor'`` needs image metadata
-    and nothing after the neck is fused.
-    """
-    if scope == 'mmdet':
-        return model.extract_feat(inputs)
-    return model(inputs, mode='tensor')
-
-
 @torch.no_grad()
 def max_difference(model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor,
-                   scope: str) -> Tuple[float, float]:
-    """Largest absolute difference of the two models' outputs and the outputs' largest magnitude."""
-    outs_a = flatten_outputs(comparable_outputs(model_a, inputs, scope))
-    outs_b = flatten_outputs(comparable_outputs(model_b, inputs, scope))
+                   task: Task) -> Tuple[float, float]:
+    """Largest absolute difference of the two models' outputs (what ``task`` compares)
+    and the outputs' largest magnitude."""
+    outs_a = flatten_outputs(task.comparable(model_a)(inputs))
+    outs_b = flatten_outputs(task.comparable(model_b)(inputs))
     diff = max((a.double() - b.double()).abs().max().item() for a, b in zip(outs_a, outs_b))
     scale = max(a.double().abs().max().item() for a in outs_a)
     return diff, scale

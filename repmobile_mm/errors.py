@@ -1,0 +1,45 @@
+"""The exceptions the package raises. Each message is the one line a user reads; the
+tools' edge (``repmobile_mm.apis.cli.run``) prints it and exits with status 1.
+
+Each also refines the built-in it is a case of, so a caller's ``except ValueError``
+(or ``FileNotFoundError``, ``RuntimeError``) keeps catching what it caught before.
+"""
+
+
+class RepMobileError(Exception):
+    """Anything the package refuses, with the reason in one line."""
+
+
+class ConfigError(RepMobileError, ValueError):
+    """A config, or a command-line override of one, that cannot work as written."""
+
+
+class CheckpointError(RepMobileError, ValueError):
+    """A checkpoint that cannot be read, or holds no weights for the model."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """A checkpoint path that names no file."""
+
+
+class CheckpointFormError(CheckpointError, RuntimeError):
+    """A state dict of the model's other form (fused or training) or another release.
+
+    A ``RuntimeError`` as well: it is raised inside ``load_state_dict``, whose own
+    mismatch errors are ``RuntimeError``."""
+
+
+class OutputExistsError(RepMobileError, FileExistsError):
+    """An output path that exists, without ``--force``."""
+
+
+class ExportError(RepMobileError, RuntimeError):
+    """An export or conversion that could not be made or failed its check."""
+
+
+class DeviceError(RepMobileError, RuntimeError):
+    """A run that needs a device (CUDA) this machine does not have."""
+
+
+class NonFiniteLossError(RepMobileError, FloatingPointError):
+    """Training stopped at a loss that is not finite, before its weights were saved."""
