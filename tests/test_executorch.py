@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from repmobile_mm.engine import executorch_export as et
+from repmobile_mm.apis import executorch_export as et
 from repmobile_mm.apis.model_io import build_model
 from repmobile_mm.apis.runner import load_config
 from repmobile_mm.models import (RepMobile, RepMobileBlock, RepMobileNet, RepNeXt, RepNeXtNet,
