@@ -80,12 +80,10 @@ def fuse_with_tool(config, model, folder, monkeypatch):
     """Save ``model`` (built from the training ``config``) and fuse it with
     tools/reparameterize_model.py, in this process (a check input of 64x64); returns the
     fused checkpoint's path, for the config's deploy twin."""
-    from tools import reparameterize_model
     src, dst = osp.join(folder, 'trained.pth'), osp.join(folder, 'fused.pth')
     torch.save({'state_dict': model.state_dict()}, src)
-    monkeypatch.setattr(sys, 'argv', ['reparameterize_model.py', config, src, dst,
-                                      '--shape', '64', '64'])
-    reparameterize_model.main()
+    run_in_process(monkeypatch, 'tools/reparameterize_model.py', config, src, dst,
+                   '--shape', '64', '64')
     return dst
 
 

@@ -55,7 +55,7 @@ def test_every_variant_has_its_configs(family, variant):
 def test_every_config_loads_and_builds(path, tmp_path, monkeypatch):
     cfg = load_config(path)
     assert cfg.default_scope == 'mmpretrain'
-    assert 'repmobile_mm' in cfg.custom_imports.imports
+    assert cfg.custom_imports.imports == ['repmobile_mm.integrations.mmpretrain']
     model = build_model(cfg)
     assert model.backbone.deploy == ('/deploy/' in path)
     assert model.head.deploy == ('/deploy/' in path)

@@ -51,10 +51,10 @@ def make_data(kind, folder):
     if kind in ('in1k', 'distill'):
         make_folder_dataset(folder, per_class=2)
     elif kind == 'coco':
-        from tools.dataset_converters.make_shapes import make_shapes
+        from repmobile_mm.apis.data import make_shapes
         make_shapes(folder, num_train=1, num_val=2, seed=3)
     else:
-        from tools.dataset_converters.make_scenes import make_scenes
+        from repmobile_mm.apis.data import make_scenes
         make_scenes(folder, num_train=1, num_val=2, seed=3)
 
 

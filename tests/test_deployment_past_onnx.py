@@ -45,7 +45,7 @@ def run_main(module, monkeypatch, *args):
 
 @pytest.fixture(scope='module')
 def ct():
-    from tools.deployment.pytorch2coreml import import_coremltools
+    from repmobile_mm.apis.coreml_export import import_coremltools
     return import_coremltools()
 
 
@@ -55,7 +55,7 @@ def saved_spec(ct, path):
 
 @pytest.mark.slow
 def test_coreml_converts_every_family_fused(checkpoint, ct, tmp_path, monkeypatch):
-    from tools.deployment.pytorch2coreml import feature_shapes, op_types
+    from repmobile_mm.apis.coreml_export import feature_shapes, op_types
     config, path, model = checkpoint
     out = str(tmp_path / 'new' / 'model.mlpackage')  # the folder is created
     run_main('pytorch2coreml', monkeypatch, config, path, out, '--shape', '33', '31')
@@ -75,7 +75,7 @@ def test_coreml_converts_every_family_fused(checkpoint, ct, tmp_path, monkeypatc
     (['--convert-to', 'neuralnetwork', '--image-input', '--fp16'], '.mlmodel'),
 ], ids=['backbone', 'neuralnetwork-image-fp16'])
 def test_coreml_backbone_and_image_input(ct, tmp_path, monkeypatch, options, suffix):
-    from tools.deployment.pytorch2coreml import feature_shapes, op_types
+    from repmobile_mm.apis.coreml_export import feature_shapes, op_types
     model = randomize_batchnorm(build_model(load_config(DIGITS['repmobile'])), seed=3).eval()
     path = str(tmp_path / 'model.pth')
     torch.save({'state_dict': model.state_dict()}, path)
@@ -108,7 +108,7 @@ def test_coreml_backbone_and_image_input(ct, tmp_path, monkeypatch, options, suf
 def test_coreml_check_finds_what_the_fusion_should_have_removed(ct):
     """The tool's own check, on a converted pre-norm block (BatchNorm before a padded
     conv: what a training-form RepMobile block has, and coremltools cannot fold)."""
-    from tools.deployment.pytorch2coreml import check_converted
+    from repmobile_mm.apis.coreml_export import check_converted
     net = randomize_batchnorm(nn.Sequential(nn.BatchNorm2d(4), nn.Conv2d(4, 4, 3, padding=1,
                                                                          groups=4))).eval()
     x = torch.randn(1, 4, 8, 8)
@@ -270,7 +270,7 @@ def test_segmentor_onnx_logits_are_right_at_every_size(tmp_path, monkeypatch):
 
 
 def test_histogram_calibration_images_share_one_size():
-    from tools.deployment.quantize_onnx import one_size
+    from repmobile_mm.apis.onnx_quantization import one_size
     rng = np.random.default_rng(0)
     images = [rng.standard_normal((1, 3, h, w)).astype(np.float32)
               for h, w in ((128, 96), (96, 160), (100, 101))]

@@ -124,7 +124,7 @@ def test_repnext_coco_configs_follow_the_published_recipe(variant):
 
 def train_shapes(tmp_path_factory, config):
     """A tiny generated shapes set and two training iterations of ``config`` on it."""
-    from tools.dataset_converters.make_shapes import make_shapes
+    from repmobile_mm.apis.data import make_shapes
     tmp = tmp_path_factory.mktemp('det')
     data = str(tmp / 'shapes') + '/'
     make_shapes(data, num_train=4, num_val=2, seed=1)

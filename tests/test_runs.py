@@ -160,12 +160,12 @@ def test_two_processes_on_cpu_train_detectors_and_segmentors(tmp_path, task):
         options += [f'{loader}.dataset.data_root={data}', f'{loader}.num_workers=0',
                     f'{loader}.persistent_workers=False']
     if task == 'detection':
-        from tools.dataset_converters.make_shapes import make_shapes
+        from repmobile_mm.apis.data import make_shapes
         make_shapes(data, num_train=4, num_val=2, seed=1)
         ann = data + 'annotations/instances_val2017.json'
         options += [f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}']
     else:
-        from tools.dataset_converters.make_scenes import make_scenes
+        from repmobile_mm.apis.data import make_scenes
         make_scenes(data, num_train=4, num_val=2, seed=1)
     config, work_dir = osp.join(ROOT, SMALL_RUNS[task]), str(tmp_path / 'work')
     result = check_tool('tools/dist_train.sh', config, '2', '--work-dir', work_dir, *options,

@@ -74,7 +74,7 @@ def test_every_config_loads_and_builds(path, tmp_path, monkeypatch):
 
 def train_scenes(tmp_path_factory, config):
     """A tiny generated scene set and two training iterations of ``config`` on it."""
-    from tools.dataset_converters.make_scenes import make_scenes
+    from repmobile_mm.apis.data import make_scenes
     tmp = tmp_path_factory.mktemp('seg')
     data = str(tmp / 'scenes')
     make_scenes(data, num_train=4, num_val=2, seed=1)

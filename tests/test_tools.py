@@ -32,8 +32,8 @@ def tree_digest(root):
 
 @pytest.mark.parametrize('generator', ['make_shapes', 'make_scenes'])
 def test_generated_data_is_reproducible_by_seed(tmp_path, generator):
-    module = __import__(f'tools.dataset_converters.{generator}', fromlist=[generator])
-    make = getattr(module, generator)
+    from repmobile_mm.apis import data
+    make = getattr(data, generator)
     for folder, seed in (('a', 5), ('b', 5), ('c', 6)):
         make(str(tmp_path / folder), num_train=3, num_val=2, seed=seed)
     first, again, other = (tree_digest(tmp_path / f) for f in 'abc')

@@ -133,7 +133,7 @@ def backbone_demo(args):
         diff32 = max_relative_difference(model, torch.float32)
         diff64 = max_relative_difference(model, torch.float64)
         latency = interleaved_latency({'train': model, 'deploy': fused},
-                                      torch.randn(1, 3, 224, 224), repeats=args.repeats)
+                                      torch.randn(1, 3, 224, 224), rounds=args.rounds, calls=3)
         print(f'{name:<12} {count_params(model) / 1e6:>9.2f}M /{count_params(fused) / 1e6:>6.2f}M '
               f'{count_macs(model) / 1e9:>9.3f}G /{count_macs(fused) / 1e9:>6.3f}G '
               f'{diff32:>13.1e} /{diff64:>8.1e} '
@@ -257,7 +257,7 @@ def task_demo(task: Task, work_dir: str, picture_dir: str, name: str):
     task_kind = task_of(cfg)
     latency = interleaved_latency(
         {form: task_kind.comparable(m) for form, m in models.items()},
-        torch.randn(1, 3, height, width), repeats=20)
+        torch.randn(1, 3, height, width), rounds=10, calls=2)
     timed = task_kind.parts
 
     lines = [task.title, f'  trained in {train_time:.0f} s; whole task {time.time() - start:.0f} s; '
@@ -277,7 +277,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--backbones', nargs='+', default=DEFAULT_BACKBONES,
                         choices=list(BACKBONES), help='rows of the backbone table')
-    parser.add_argument('--repeats', type=int, default=30, help='timed calls per form')
+    parser.add_argument('--rounds', type=int, default=10,
+                        help='timed rounds of 3 calls per form (utils/timing.py)')
     parser.add_argument('--tasks', nargs='*', default=DEFAULT_TASKS, choices=list(TASKS),
                         help='task journeys to run after the backbone table')
     parser.add_argument('--work-dir', default='work_dirs/demo', help='where runs are written')

@@ -11,8 +11,9 @@ from repmobile_mm.apis.cli import run
 from repmobile_mm.apis.config_checks import check_data_roots, explained_registry_errors
 from repmobile_mm.apis.model_io import load_weights, read_state_dict
 from repmobile_mm.apis.runner import (add_common_args, apply_library_dataloader_defaults,
-                                      bare_model, build_runner, config_from_args)
+                                      build_runner, config_from_args)
 from repmobile_mm.engine.checkpoint import allow_mmengine_checkpoint_globals
+from repmobile_mm.engine.distributed import bare_model
 
 
 def parse_args():

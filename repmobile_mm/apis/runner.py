@@ -89,19 +89,13 @@ def config_from_args(args) -> Config:
     return cfg
 
 
-def bare_model(runner):
-    """The runner's model without its distributed wrapper."""
-    from mmengine.model import is_model_wrapper
-    return runner.model.module if is_model_wrapper(runner.model) else runner.model
-
-
 def build_runner(cfg: Config):
     from mmengine.logging import print_log
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
     from .config_checks import check_backbone_outputs, explained_registry_errors
-    from ..engine.distributed import setup_distributed
+    from ..engine.distributed import bare_model, setup_distributed
     distributed = setup_distributed(cfg)
     hooks = cfg.get('custom_hooks') or []
     if not any(hook.get('type') == 'FiniteLossHook' for hook in hooks):

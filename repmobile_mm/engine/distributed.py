@@ -56,3 +56,9 @@ def setup_distributed(cfg: Config) -> str:
     return (f'distributed ({cfg.launcher} launcher): gloo on CPU, '
             f'{torch_dist.get_world_size()} processes; SyncBN layers run as BatchNorm '
             "(torch's SyncBatchNorm needs GPUs)")
+
+
+def bare_model(runner):
+    """The runner's model without its distributed wrapper."""
+    from mmengine.model import is_model_wrapper
+    return runner.model.module if is_model_wrapper(runner.model) else runner.model

@@ -57,7 +57,7 @@ class ChannelsLastHook(Hook):
     priority = 'VERY_HIGH'
 
     def before_run(self, runner) -> None:
-        from .runner import bare_model
+        from .distributed import bare_model
         model = bare_model(runner)
         check_channels_last_safe(model)
         model.to(memory_format=torch.channels_last)

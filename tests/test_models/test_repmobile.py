@@ -49,7 +49,7 @@ def test_benchmark_baseline_reproduces_the_published_outputs(reference):
     """The benchmark's published block structure shares our block's convolutions and
     gate: the published implementation's outputs check those shared parts too (in
     training mode the structure is compared with ours in test_deployment.py)."""
-    from tools.analysis_tools.benchmark import PublishedBlock, published_structure
+    from repmobile_mm.models.published import PublishedBlock, published_structure
     state_dict, arrays = reference('repmobile_tiny')
     model = RepMobileNet(TINY, num_classes=10).eval()
     model.load_state_dict(state_dict, strict=True)

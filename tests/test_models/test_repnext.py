@@ -169,7 +169,7 @@ def test_timm_models_and_features_only():
 def test_benchmark_baseline_is_the_published_fuse(reference):
     """The benchmark's published-fuse baseline has the published fused parameter count
     and computes what the training form does (it is what our fuse goes beyond)."""
-    from tools.analysis_tools.benchmark import published_repnext_fuse
+    from repmobile_mm.models.published import published_repnext_fuse
     with open(osp.join(REFERENCE_DIR, 'published_params.json')) as f:
         published = json.load(f)['repnext_m1']['fused']
     model = randomize_batchnorm(RepNeXtNet('m1'), seed=5).eval()

@@ -28,7 +28,6 @@ to ``--dtype`` with fp32 weights) of the training forms, ours beside
 saves.
 """
 import argparse
-import copy
 import json
 import platform
 import statistics
@@ -44,10 +43,9 @@ from repmobile_mm.apis.cli import run
 from repmobile_mm.apis.export import onnx_precision, onnxruntime_session
 from repmobile_mm.apis.model_io import fused_copy
 from repmobile_mm.apis.tasks import task_of
-from repmobile_mm.models import RepMobileBlock
-from repmobile_mm.models.backbones.repnext import RepDWConvM, RepDWConvS
-from repmobile_mm.models.utils.layers import Conv2dBN
+from repmobile_mm.models.published import published_repnext_fuse, published_structure
 from repmobile_mm.utils import count_params, randomize_batchnorm
+from repmobile_mm.utils.timing import interleaved_times
 
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 OURS = ('repmobile_', 'mm_repvit_', 'repnext_')  # prefixes of our timm registrations
@@ -63,7 +61,6 @@ def build_models(names: List[str], train_step: bool = False,
     for name in names:
         if name.startswith(OURS):
             import timm
-            import repmobile_mm.integrations.timm  # noqa: F401  (registers ours)
             torch.manual_seed(0)
             model = randomize_batchnorm(timm.create_model(name)).eval()
             models[f'{name} (train)'] = model
@@ -99,47 +96,6 @@ def build_models(names: List[str], train_step: bool = False,
             changed = count_params(fused) != count_params(model)
             models[f'{name} (fused)' if changed else name] = fused
     return models
-
-
-class PublishedBlock(RepMobileBlock):
-    """The published block's training forward (shared/specs/repmobile.md), for timing."""
-
-    def forward(self, x):
-        y = self.conv_pw(x)
-        if self.stride == 1:
-            y = y + x
-        else:  # split y into halves, add x to each, concatenate back
-            first, second = y.chunk(2, dim=1)
-            y = torch.cat([first + x, second + x], dim=1)
-        y = y * torch.sigmoid(y + self.ClaSiLU_gate(x))
-        return self.conv_dw(y) + self.down(y)
-
-
-def published_structure(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` whose blocks run the published forward (same weights)."""
-    published = copy.deepcopy(model)
-    for module in published.modules():
-        if isinstance(module, RepMobileBlock):
-            module.__class__ = PublishedBlock
-    return published
-
-
-def published_repnext_fuse(model: nn.Module) -> nn.Module:
-    """The published RepNeXt fuse (shared/specs/repnext.md): each RepDWConvS, RepDWConvM
-    and ConvNorm one conv, the two NormLinear heads one Linear; the BatchNorm after
-    every token mixer (blocks and downsamples) stays."""
-    fused = copy.deepcopy(model)
-
-    def walk(module):
-        for name, child in module.named_children():
-            if isinstance(child, (RepDWConvS, RepDWConvM, Conv2dBN)):
-                setattr(module, name, child.fuse())
-            else:
-                walk(child)
-
-    walk(fused)
-    fused.head.switch_to_deploy()
-    return fused.eval()
 
 
 class OnnxRuntimeModel(nn.Module):
@@ -215,22 +171,6 @@ def make_train_step(model: nn.Module, example: torch.Tensor, mode: str,
     return step
 
 
-def time_calls(run: Callable, calls: int, device: str) -> float:
-    """Seconds for ``calls`` calls: CUDA events on GPU, perf_counter on CPU."""
-    if device == 'cuda':
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(calls):
-            run()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / 1000
-    begin = time.perf_counter()
-    for _ in range(calls):
-        run()
-    return time.perf_counter() - begin
-
-
 def measure(models, args, batch: int, calls: int) -> Dict[str, List[float]]:
     """Per model, seconds per call in each round; models interleaved within rounds."""
     dtype = DTYPES[args.dtype]
@@ -245,13 +185,8 @@ def measure(models, args, batch: int, calls: int) -> Dict[str, List[float]]:
             model = model.to(device=args.device, dtype=data_dtype, memory_format=memory_format)
             runners[name] = (make_train_step(model, example, args.mode, dtype)
                              if args.train_step else make_runner(model, example, args.mode))
-        for step in runners.values():  # warm-up (and compilation)
-            time_calls(step, args.warmup, args.device)
-        times = {name: [] for name in runners}
-        for _ in range(args.rounds):
-            for name, step in runners.items():
-                times[name].append(time_calls(step, calls, args.device) / calls)
-    return times
+        # the warm-up compiles too
+        return interleaved_times(runners, args.rounds, calls, args.warmup, args.device)
 
 
 def main():

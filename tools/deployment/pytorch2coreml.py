@@ -20,89 +20,18 @@ is left, and that the saved file loads) and writes OUT only when those hold (nev
 over an existing OUT without --force, never half a package).
 """
 import argparse
-import logging
 import os.path as osp
 import sys
 import time
 
-import torch
-
 from repmobile_mm.apis.cli import run
-from repmobile_mm.apis.export import Normalized, fused_model, preprocessing
+from repmobile_mm.apis.coreml_export import (EXTENSIONS, convert, import_coremltools, op_types,
+                                             save_checked)
+from repmobile_mm.apis.export import fused_model, preprocessing
 from repmobile_mm.apis.model_io import test_input_size
 from repmobile_mm.apis.runner import add_cfg_options
 from repmobile_mm.apis.tasks import task_of
-from repmobile_mm.engine.checkpoint import check_output_path, write_atomically
-
-EXTENSIONS = {'mlprogram': '.mlpackage', 'neuralnetwork': '.mlmodel'}
-# ops a fused model must not have (Core ML's names in ML programs and neural networks)
-UNFUSED_OPS = {'batch_norm', 'batchnorm', 'instance_norm'}
-
-
-def import_coremltools():
-    # its import warns that Linux has no Core ML runtime (and about untested versions
-    # of torch and scikit-learn): this tool says what that means at the end
-    logger = logging.getLogger('coremltools')
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        import coremltools
-    except ImportError:
-        raise SystemExit('coremltools is not installed: pip install -r requirements/deploy.txt '
-                         '(coremltools==9.0)') from None
-    finally:
-        logger.setLevel(level)
-    return coremltools
-
-
-def op_types(spec) -> list:
-    """The op (ML program) or layer (neural network) types of a Core ML spec."""
-    if spec.WhichOneof('Type') == 'mlProgram':
-        types = []
-
-        def walk(block):
-            for op in block.operations:
-                types.append(op.type)
-                for inner in op.blocks:
-                    walk(inner)
-
-        for function in spec.mlProgram.functions.values():
-            for block in function.block_specializations.values():
-                walk(block)
-        return types
-    return [layer.WhichOneof('layer') for layer in spec.neuralNetwork.layers]
-
-
-def feature_shapes(features) -> dict:
-    """``{name: shape}`` of a spec's inputs or outputs (images as (1, C, H, W))."""
-    shapes = {}
-    for feature in features:
-        kind = feature.type.WhichOneof('Type')
-        if kind == 'imageType':
-            image = feature.type.imageType
-            channels = 1 if image.colorSpace == image.GRAYSCALE else 3
-            shapes[feature.name] = (1, channels, image.height, image.width)
-        else:
-            shapes[feature.name] = tuple(feature.type.multiArrayType.shape)
-    return shapes
-
-
-def check_converted(spec, expected_outputs: dict, input_shape: tuple) -> list:
-    """What is wrong with the converted model (an empty list when nothing is). Output
-    shapes are compared where the spec gives them (neural networks leave them out)."""
-    problems = []
-    inputs = feature_shapes(spec.description.input)
-    if list(inputs.values()) != [input_shape]:
-        problems.append(f'inputs {inputs}, expected one of shape {input_shape}')
-    outputs = feature_shapes(spec.description.output)
-    if list(outputs) != list(expected_outputs) or any(
-            shape and shape != expected_outputs[name] for name, shape in outputs.items()):
-        problems.append(f'outputs {outputs}, expected {expected_outputs}')
-    left = sorted(UNFUSED_OPS.intersection(op_types(spec)))
-    if left:
-        problems.append(f'ops the fusion should have removed: {left}')
-    return problems
-
+from repmobile_mm.engine.checkpoint import check_output_path
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -134,51 +63,23 @@ def main():
     if args.color_layout and not args.image_input:
         raise SystemExit('--color-layout is for --image-input')
     check_output_path(args.out, args.force)  # before any work
-    ct = import_coremltools()
+    import_coremltools()
     cfg, model = fused_model(args.config, args.checkpoint, args.cfg_options)
     net, _, _ = task_of(cfg).export_net(model, args.backbone_only)
     height, width = args.shape or test_input_size(cfg)
     input_shape = (1, 3, height, width)
+    image_input = None
     if args.image_input:
         mean, std, rgb = preprocessing(cfg)
-        net = Normalized(net, mean, std).eval()
-        layout = args.color_layout or ('RGB' if rgb else 'BGR')
-        inputs = [ct.ImageType(name='image', shape=input_shape,
-                               color_layout=getattr(ct.colorlayout, layout))]
-    else:
-        inputs = [ct.TensorType(name='input', shape=input_shape)]
-
-    example = torch.rand(input_shape) * (255 if args.image_input else 1)
-    with torch.no_grad():
-        expected = net(example)
-        traced = torch.jit.trace(net, example)
-    expected = [expected] if torch.is_tensor(expected) else list(expected)
-    output_names = [f'output{i}' for i in range(len(expected))]
-    expected_shapes = {name: tuple(t.shape) for name, t in zip(output_names, expected)}
+        image_input = (mean, std, args.color_layout or ('RGB' if rgb else 'BGR'))
 
     start = time.time()
-    options = {}
-    if args.convert_to == 'mlprogram':  # coremltools' default there is fp16
-        options['compute_precision'] = (ct.precision.FLOAT16 if args.fp16 else
-                                        ct.precision.FLOAT32)
-    mlmodel = ct.convert(traced, inputs=inputs,
-                         outputs=[ct.TensorType(name=name) for name in output_names],
-                         convert_to=args.convert_to, **options)
-    if args.fp16 and args.convert_to == 'neuralnetwork':
-        from coremltools.models.neural_network import quantization_utils
-        mlmodel = quantization_utils.quantize_weights(mlmodel, nbits=16)
+    mlmodel, expected_shapes = convert(net, input_shape, args.convert_to, args.fp16,
+                                       image_input)
     print(f'converted in {time.time() - start:.1f} s: {len(op_types(mlmodel.get_spec()))} '
           f'{"ops" if args.convert_to == "mlprogram" else "layers"}, input '
-          f'{inputs[0].name} {input_shape}, outputs {expected_shapes}')
-
-    def save_and_check(path):
-        mlmodel.save(path)
-        saved = ct.models.MLModel(path, skip_model_load=True)  # what can load on Linux
-        problems = check_converted(saved.get_spec(), expected_shapes, input_shape)
-        if problems:
-            raise SystemExit(f'not writing {args.out}: ' + '; '.join(problems))
-
-    write_atomically(args.out, save_and_check, args.force)
+          f'{"image" if image_input else "input"} {input_shape}, outputs {expected_shapes}')
+    save_checked(mlmodel, args.out, expected_shapes, input_shape, args.force)
     print(f'wrote {args.out} (Core ML runs it on macOS and iOS; Linux cannot run predictions)')
 
 

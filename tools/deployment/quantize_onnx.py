@@ -24,13 +24,10 @@ thread, at the data's image size, interleaved), and with --eval the config's met
 validation set for both, with the drop.
 """
 import argparse
-import contextlib
 import json
 import os
-import statistics
 import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
@@ -39,12 +36,12 @@ from repmobile_mm.apis.calibration import evaluate, preprocessed, split_loader
 from repmobile_mm.apis.cli import run
 from repmobile_mm.apis.export import (check_with_onnxruntime, fused_model, onnx_export,
                                       onnxruntime_session)
+from repmobile_mm.apis.onnx_quantization import (METHODS, import_quantization, output_agreement,
+                                                  quantize)
 from repmobile_mm.apis.runner import add_cfg_options
 from repmobile_mm.apis.tasks import task_of
 from repmobile_mm.engine.checkpoint import check_output_path, write_atomically
-
-METHODS = ('minmax', 'entropy', 'percentile')
-
+from repmobile_mm.utils import interleaved_latency
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -68,110 +65,6 @@ def parse_args():
     parser.add_argument('--force', action='store_true', help='replace existing outputs')
     add_cfg_options(parser)
     return parser.parse_args()
-
-
-def import_quantization():
-    try:
-        from onnxruntime import quantization
-    except ImportError:
-        raise SystemExit('onnxruntime is not installed: pip install -r '
-                         'requirements/tests.txt (onnx, onnxruntime)') from None
-    return quantization
-
-
-class Calibration:
-    """onnxruntime's CalibrationDataReader over preprocessed images (kept: they are
-    reused to compare fp32 and int8 outputs)."""
-
-    def __init__(self, images):
-        self.images = images
-        self.rewind()
-
-    def get_next(self):
-        return next(self.iterator, None)
-
-    def rewind(self):
-        self.iterator = iter([{'input': image} for image in self.images])
-
-
-def float_ends(path: str) -> list:
-    """Names of the first and the last compute node (Conv, Gemm or MatMul) of a graph."""
-    import onnx
-    nodes = onnx.load(path).graph.node
-    compute = [n.name for n in nodes if n.op_type in ('Conv', 'Gemm', 'MatMul')]
-    return [compute[0], compute[-1]] if compute else []
-
-
-def quantize(fp32_path: str, int8_path: str, images, args) -> None:
-    """QDQ int8: uint8 activations (asymmetric), int8 weights (symmetric), the layout
-    onnxruntime runs as int8 kernels on x86 (int8 activations stay float there)."""
-    q = import_quantization()
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-    prepared = fp32_path.replace('.onnx', '_prepared.onnx')
-    # shapes inferred (ONNX's inference: the symbolic one gives up on dynamic resizes),
-    # constants folded; from the work folder, where it leaves its temporary files
-    with contextlib.chdir(os.path.dirname(fp32_path)):
-        quant_pre_process(fp32_path, prepared, skip_symbolic_shape=True)
-    method = {'minmax': q.CalibrationMethod.MinMax, 'entropy': q.CalibrationMethod.Entropy,
-              'percentile': q.CalibrationMethod.Percentile}[args.method]
-    if args.method != 'minmax':
-        images = one_size(images)
-    q.quantize_static(
-        prepared, int8_path, Calibration(images), quant_format=q.QuantFormat.QDQ,
-        per_channel=not args.per_tensor, activation_type=q.QuantType.QUInt8,
-        weight_type=q.QuantType.QInt8, calibrate_method=method,
-        nodes_to_exclude=None if args.quantize_ends else float_ends(prepared),
-        extra_options=dict(ActivationSymmetric=False, WeightSymmetric=True))
-
-
-def one_size(images: list) -> list:
-    """The images centre-cropped to the smallest height and width among them: the
-    histogram calibrators (Entropy, Percentile) stack every image's outputs, which
-    needs one size."""
-    height = min(image.shape[2] for image in images)
-    width = min(image.shape[3] for image in images)
-    if all(image.shape[2:] == (height, width) for image in images):
-        return images
-    print(f'calibration images centre-cropped to {height}x{width} (the smallest): '
-          'the histogram calibrators need one size', flush=True)
-    cropped = []
-    for image in images:
-        top, left = (image.shape[2] - height) // 2, (image.shape[3] - width) // 2
-        cropped.append(np.ascontiguousarray(image[:, :, top:top + height, left:left + width]))
-    return cropped
-
-
-def output_agreement(fp32, int8, images) -> dict:
-    """How far int8 outputs are from fp32 on ``images``: the largest difference
-    relative to the largest fp32 output, and the share of equal arg-max predictions
-    (per image for classifiers, per pixel for segmentors)."""
-    worst, same, total = 0.0, 0, 0
-    for image in images:
-        a = fp32.run(None, {'input': image})[0]
-        b = int8.run(None, {'input': image})[0]
-        worst = max(worst, float(np.abs(a - b).max() / np.abs(a).max()))
-        same += int((a.argmax(1) == b.argmax(1)).sum())
-        total += a.argmax(1).size
-    return dict(max_rel_diff=worst, argmax_agreement=same / total)
-
-
-def latency_ms(sessions: dict, shape, rounds: int, calls: int = 10) -> dict:
-    """Median batch-1 latency of each session, the sessions taking turns each round of
-    ``calls`` calls (not call by call, as ``repmobile_mm.utils.interleaved_latency``
-    does: switching sessions every call read int8 at 0.75-0.81x fp32 where rounds of
-    calls read 0.55-0.71x, for RepMobile-S digits)."""
-    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    times = {name: [] for name in sessions}
-    for session in sessions.values():  # warm-up
-        for _ in range(3):
-            session.run(None, {'input': x})
-    for _ in range(rounds):
-        for name, session in sessions.items():
-            start = time.perf_counter()
-            for _ in range(calls):
-                session.run(None, {'input': x})
-            times[name].append((time.perf_counter() - start) / calls * 1000)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main():
@@ -206,8 +99,9 @@ def main():
         if not diff <= 1e-4:
             raise SystemExit(f'the fp32 ONNX export differs from PyTorch by {diff:.2e} '
                              '(relative): not quantizing it')
-        write_atomically(args.onnx, lambda partial: quantize(fp32_path, partial, images, args),
-                         args.force)
+        write_atomically(args.onnx, lambda partial: quantize(
+            fp32_path, partial, images, args.method, args.per_tensor, args.quantize_ends),
+            args.force)
         fp32, int8 = onnxruntime_session(fp32_path), onnxruntime_session(args.onnx)
         results = dict(fp32={}, int8={})
         agreement = output_agreement(fp32, int8, images)
@@ -220,8 +114,11 @@ def main():
               f"arg-max agreement {100 * agreement['argmax_agreement']:.2f}%", flush=True)
         if args.latency_rounds:  # before the evaluation's data loading and PyTorch work,
             # whose thread pools slow onnxruntime's thread down on 2 cores
-            times = latency_ms(dict(fp32=fp32, int8=int8), images[0].shape,
-                               args.latency_rounds)
+            x = np.random.default_rng(0).standard_normal(images[0].shape).astype(np.float32)
+            times = interleaved_latency(
+                {form: (lambda inputs, session=session: session.run(None, {'input': inputs}))
+                 for form, session in (('fp32', fp32), ('int8', int8))},
+                x, rounds=args.latency_rounds)
             for form, ms in times.items():
                 results[form]['latency_ms'] = ms
         if args.eval:

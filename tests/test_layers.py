@@ -1,0 +1,55 @@
+"""The layers of docs/development.md, read from the import statements of every file."""
+import ast
+import glob
+import os.path as osp
+
+import pytest
+
+from tests.helpers import ROOT
+
+# layer -> package prefixes its modules must not import (relative imports resolved)
+FORBIDDEN = {
+    'repmobile_mm/models': ('repmobile_mm.apis', 'repmobile_mm.engine',
+                            'repmobile_mm.integrations', 'mmcv', 'mmdet', 'mmseg', 'mmpretrain'),
+    'repmobile_mm/engine': ('repmobile_mm.apis', 'repmobile_mm.integrations'),
+    'repmobile_mm/integrations': ('repmobile_mm.apis', 'mmdet', 'mmseg'),
+    'repmobile_mm': ('tools', ),
+    'tests': ('tools', ),
+}
+
+
+def imported_modules(path):
+    """Absolute names of the modules a file imports (at any depth of its code)."""
+    package = osp.relpath(osp.dirname(path), ROOT).replace(osp.sep, '.')
+    names = []
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split('.')[:len(package.split('.')) - node.level + 1] \
+                if node.level else []
+            module = '.'.join(base + ([node.module] if node.module else []))
+            names += [module] + [f'{module}.{alias.name}' for alias in node.names]
+    return names
+
+
+@pytest.mark.parametrize('layer', sorted(FORBIDDEN))
+def test_each_layer_imports_only_what_it_may(layer):
+    files = glob.glob(osp.join(ROOT, layer, '**', '*.py'), recursive=True)
+    assert files, f'no files under {layer}'
+    wrong = [f'{osp.relpath(path, ROOT)} imports {name}'
+             for path in files for name in imported_modules(path)
+             if any(name == p or name.startswith(p + '.') for p in FORBIDDEN[layer])]
+    assert not wrong, '\n'.join(wrong)
+
+
+def test_the_package_raises_and_the_tools_exit():
+    """No SystemExit or sys.exit under repmobile_mm/: the tools' edge turns the package's
+    exceptions into exits (repmobile_mm.apis.cli.run)."""
+    files = glob.glob(osp.join(ROOT, 'repmobile_mm', '**', '*.py'), recursive=True)
+    exits = [f'{osp.relpath(path, ROOT)}:{node.lineno}' for path in files
+             for node in ast.walk(ast.parse(open(path).read()))
+             if isinstance(node, ast.Name) and node.id == 'SystemExit'
+             or isinstance(node, ast.Attribute) and node.attr == 'exit'
+             and isinstance(node.value, ast.Name) and node.value.id == 'sys']
+    assert files and not exits, exits
