@@ -3,8 +3,10 @@
 
 timm ships its own ``repvit_*`` (other key names), hence the ``mm_`` prefix for
 ours, which take the published checkpoints' keys. ``features_only=True`` returns
-the four stage outputs (strides 4 to 32) with ``feature_info``; no pretrained
-weights are hosted.
+the four stage outputs (strides 4 to 32) with ``feature_info``. No pretrained weights
+are hosted under these names; ``pretrained=True`` with
+``pretrained_cfg_overlay=dict(file=PATH)`` loads a published release file (or timm's
+own RepViT weights, into ``mm_repvit_*``) through :func:`checkpoint_filter_fn`.
 """
 import contextlib
 
@@ -12,76 +14,200 @@ import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
+from ..errors import CheckpointError
 from ..models import RepMobileNet, RepNeXt, RepNeXtNet, RepViTNet
 from ..models.backbones.repvit import FIRST_RELEASE_ARCHS, LATER_RELEASE_ARCHS
+from ..models.published import timm_repvit_to_published
 
 REPMOBILE_ARCHS = ('s', 'm', 'l')
 REPNEXT_ARCHS = tuple(sorted(RepNeXt.arch_settings))
 
 
-def _cfg(first_conv, classifier):
+def _cfg(first_conv, classifier, **kwargs):
     return dict(
         url='', num_classes=1000, input_size=(3, 224, 224), pool_size=(7, 7),
         crop_pct=0.875, interpolation='bicubic', mean=IMAGENET_DEFAULT_MEAN,
-        std=IMAGENET_DEFAULT_STD, first_conv=first_conv, classifier=classifier)
+        std=IMAGENET_DEFAULT_STD, first_conv=first_conv, classifier=classifier, **kwargs)
 
 
-# ``classifier``: the output layers of the classifier branches (timm resets them)
+# ``classifier``: the output layers of the classifier branches (timm resets them).
+# RepMobile's publishers state no license and no paper identifier with their release.
+REPVIT = dict(license='apache-2.0', paper_ids='arXiv:2307.09283',
+              paper_name='RepViT: Revisiting Mobile CNN From ViT Perspective',
+              origin_url='https://github.com/THU-MIG/RepViT')
+REPNEXT = dict(license='apache-2.0', paper_ids='arXiv:2406.16004',
+               paper_name='RepNeXt: A Fast Multi-Scale CNN using Structural Reparameterization',
+               origin_url='https://github.com/suous/RepNeXt')
 default_cfgs = generate_default_cfgs({
-    **{f'repmobile_{a}': _cfg('stem.0', 'classifier.classifier.4') for a in REPMOBILE_ARCHS},
-    **{f'mm_repvit_{a}': _cfg('features.0.0.c', 'classifier.classifier.l')
+    **{f'repmobile_{a}': _cfg('stem.0', ('classifier.classifier.4',
+                                         'classifier.classifier_dist.4'))
+       for a in REPMOBILE_ARCHS},
+    **{f'mm_repvit_{a}': _cfg('features.0.0.c', ('classifier.classifier.l',
+                                                 'classifier.classifier_dist.l'), **REPVIT)
        for a in LATER_RELEASE_ARCHS + FIRST_RELEASE_ARCHS},
-    **{f'repnext_{a}': _cfg('stem.stem.0.conv', ('head.head.linear', 'head.head_dist.linear'))
+    **{f'repnext_{a}': _cfg('stem.stem.0.conv', ('head.head.linear', 'head.head_dist.linear'),
+                            **REPNEXT)
        for a in REPNEXT_ARCHS},
 })
 
 
+def checkpoint_filter_fn(state_dict: dict, model) -> dict:
+    """A published release file's weights for ``model``: the release files keep them
+    under ``model`` in the published keys, which ours are; timm's own RepViT weights
+    (``stages.*``) are renamed to them. A model built without the distillation branch
+    takes a distilled checkpoint's class branch alone (the published predictions are
+    the mean of both branches: build it with ``distillation=True`` for those)."""
+    if isinstance(state_dict.get('model'), dict):
+        state_dict = state_dict['model']
+    if isinstance(model, RepViTNet) and any(k.startswith('stages.') for k in state_dict):
+        state_dict = timm_repvit_to_published(state_dict)
+    distilled = any('_dist.' in k for k in state_dict)
+    if model.distillation and not distilled:
+        raise CheckpointError('the checkpoint has no distillation branch: create the model '
+                              'with distillation=False')
+    if distilled and not model.distillation:
+        state_dict = {k: v for k, v in state_dict.items() if '_dist.' not in k}
+    return state_dict
+
+
 def _create(model_cls, variant: str, arch: str, pretrained: bool, flatten_sequential: bool,
             device=None, dtype=None, **kwargs):
-    if pretrained:
-        raise ValueError(f'no pretrained weights are published for timm\'s {variant}; load a '
-                         'checkpoint with load_state_dict (published keys load strictly)')
+    """Build through timm's factory; ``pretrained`` loads the file or URL named by
+    ``pretrained_cfg_overlay`` (no weights are hosted for these names yet), through
+    :func:`checkpoint_filter_fn`."""
+    overlay = kwargs.get('pretrained_cfg_overlay') or {}
+    if pretrained and not (overlay.get('file') or overlay.get('url')):
+        raise ValueError(f'no pretrained weights are hosted for timm\'s {variant}; name a '
+                         'published release file with pretrained_cfg_overlay=dict(file=PATH), '
+                         'or load a checkpoint with load_state_dict (published keys load '
+                         'strictly)')
     out_indices = kwargs.pop('out_indices', (0, 1, 2, 3))
     # timm's factory passes the placement on: build there (meta included), then cast
     with torch.device(device) if device is not None else contextlib.nullcontext():
         model = build_model_with_cfg(
-            model_cls, variant, pretrained,
+            model_cls, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn,
             feature_cfg=dict(flatten_sequential=flatten_sequential, out_indices=out_indices),
             arch=arch, **kwargs)
     return model if dtype is None else model.to(dtype=dtype)
 
 
-def _repmobile(arch):
-    def create(pretrained: bool = False, **kwargs):
-        return _create(RepMobileNet, f'repmobile_{arch}', arch, pretrained, False, **kwargs)
-    create.__name__ = f'repmobile_{arch}'
-    create.__doc__ = f'RepMobile-{arch.upper()} with the published head.'
-    return create
+def _repmobile(variant: str, arch: str, **kwargs):
+    return _create(RepMobileNet, variant, arch, flatten_sequential=False, **kwargs)
 
 
-def _repvit(arch):
-    def create(pretrained: bool = False, **kwargs):
-        # stage ends are entries of the ``features`` Sequential: flattened to be found
-        return _create(RepViTNet, f'mm_repvit_{arch}', arch, pretrained, True, **kwargs)
-    release = 'first' if arch in FIRST_RELEASE_ARCHS else 'later'
-    create.__name__ = f'mm_repvit_{arch}'
-    create.__doc__ = (f'RepViT-{arch.upper().replace("_", ".")} ({release} release) under '
-                      'the published keys.')
-    return create
+def _repvit(variant: str, arch: str, **kwargs):
+    # stage ends are entries of the ``features`` Sequential: flattened to be found
+    return _create(RepViTNet, variant, arch, flatten_sequential=True, **kwargs)
 
 
-def _repnext(arch):
-    def create(pretrained: bool = False, **kwargs):
-        # stages are entries of the ``stages`` Sequential: flattened to be found
-        return _create(RepNeXtNet, f'repnext_{arch}', arch, pretrained, True, **kwargs)
-    create.__name__ = f'repnext_{arch}'
-    create.__doc__ = f'RepNeXt-{arch.upper()} under the published keys.'
-    return create
+def _repnext(variant: str, arch: str, **kwargs):
+    # stages are entries of the ``stages`` Sequential: flattened to be found
+    return _create(RepNeXtNet, variant, arch, flatten_sequential=True, **kwargs)
 
 
-for _arch in REPMOBILE_ARCHS:
-    register_model(_repmobile(_arch))
-for _arch in LATER_RELEASE_ARCHS + FIRST_RELEASE_ARCHS:
-    register_model(_repvit(_arch))
-for _arch in REPNEXT_ARCHS:
-    register_model(_repnext(_arch))
+@register_model
+def repmobile_s(pretrained: bool = False, **kwargs) -> RepMobileNet:
+    """RepMobile-S with the published head."""
+    return _repmobile('repmobile_s', 's', pretrained=pretrained, **kwargs)
+
+
+@register_model
+def repmobile_m(pretrained: bool = False, **kwargs) -> RepMobileNet:
+    """RepMobile-M with the published head."""
+    return _repmobile('repmobile_m', 'm', pretrained=pretrained, **kwargs)
+
+
+@register_model
+def repmobile_l(pretrained: bool = False, **kwargs) -> RepMobileNet:
+    """RepMobile-L with the published head."""
+    return _repmobile('repmobile_l', 'l', pretrained=pretrained, **kwargs)
+
+
+@register_model
+def mm_repvit_m0_6(pretrained: bool = False, **kwargs) -> RepViTNet:
+    """RepViT-M0.6 (later release) under the published keys."""
+    return _repvit('mm_repvit_m0_6', 'm0_6', pretrained=pretrained, **kwargs)
+
+
+@register_model
+def mm_repvit_m0_9(pretrained: bool = False, **kwargs) -> RepViTNet:
+    """RepViT-M0.9 (later release) under the published keys."""
+    return _repvit('mm_repvit_m0_9', 'm0_9', pretrained=pretrained, **kwargs)
+
+
+@register_model
+def mm_repvit_m1_0(pretrained: bool = False, **kwargs) -> RepViTNet:
+    """RepViT-M1.0 (later release) under the published keys."""
+    return _repvit('mm_repvit_m1_0', 'm1_0', pretrained=pretrained, **kwargs)
+
+
+@register_model
+def mm_repvit_m1_1(pretrained: bool = False, **kwargs) -> RepViTNet:
+    """RepViT-M1.1 (later release) under the published keys."""
+    return _repvit('mm_repvit_m1_1', 'm1_1', pretrained=pretrained, **kwargs)
+
+
+@register_model
+def mm_repvit_m1_5(pretrained: bool = False, **kwargs) -> RepViTNet:
+    """RepViT-M1.5 (later release) under the published keys."""
+    return _repvit('mm_repvit_m1_5', 'm1_5', pretrained=pretrained, **kwargs)
+
+
+@register_model
+def mm_repvit_m2_3(pretrained: bool = False, **kwargs) -> RepViTNet:
+    """RepViT-M2.3 (later release) under the published keys."""
+    return _repvit('mm_repvit_m2_3', 'm2_3', pretrained=pretrained, **kwargs)
+
+
+@register_model
+def mm_repvit_m1(pretrained: bool = False, **kwargs) -> RepViTNet:
+    """RepViT-M1 (first release) under the published keys."""
+    return _repvit('mm_repvit_m1', 'm1', pretrained=pretrained, **kwargs)
+
+
+@register_model
+def mm_repvit_m2(pretrained: bool = False, **kwargs) -> RepViTNet:
+    """RepViT-M2 (first release) under the published keys."""
+    return _repvit('mm_repvit_m2', 'm2', pretrained=pretrained, **kwargs)
+
+
+@register_model
+def mm_repvit_m3(pretrained: bool = False, **kwargs) -> RepViTNet:
+    """RepViT-M3 (first release) under the published keys."""
+    return _repvit('mm_repvit_m3', 'm3', pretrained=pretrained, **kwargs)
+
+
+@register_model
+def repnext_m0(pretrained: bool = False, **kwargs) -> RepNeXtNet:
+    """RepNeXt-M0 under the published keys."""
+    return _repnext('repnext_m0', 'm0', pretrained=pretrained, **kwargs)
+
+
+@register_model
+def repnext_m1(pretrained: bool = False, **kwargs) -> RepNeXtNet:
+    """RepNeXt-M1 under the published keys."""
+    return _repnext('repnext_m1', 'm1', pretrained=pretrained, **kwargs)
+
+
+@register_model
+def repnext_m2(pretrained: bool = False, **kwargs) -> RepNeXtNet:
+    """RepNeXt-M2 under the published keys."""
+    return _repnext('repnext_m2', 'm2', pretrained=pretrained, **kwargs)
+
+
+@register_model
+def repnext_m3(pretrained: bool = False, **kwargs) -> RepNeXtNet:
+    """RepNeXt-M3 under the published keys."""
+    return _repnext('repnext_m3', 'm3', pretrained=pretrained, **kwargs)
+
+
+@register_model
+def repnext_m4(pretrained: bool = False, **kwargs) -> RepNeXtNet:
+    """RepNeXt-M4 under the published keys."""
+    return _repnext('repnext_m4', 'm4', pretrained=pretrained, **kwargs)
+
+
+@register_model
+def repnext_m5(pretrained: bool = False, **kwargs) -> RepNeXtNet:
+    """RepNeXt-M5 under the published keys."""
+    return _repnext('repnext_m5', 'm5', pretrained=pretrained, **kwargs)

@@ -171,6 +171,11 @@ class RepMobileNet(ClassifierNet, RepMobile):
         self.init_net(num_classes, distillation, global_pool, in_chans,
                       [f'layer{i}' for i in range(self.num_stages)])
 
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """timm's parameter groups (layer-wise decay): the stem, then a stage or a block."""
+        return dict(stem=r'^stem', blocks=r'^layer(\d+)' if coarse else r'^layer(\d+)\.(\d+)')
+
     def build_classifier(self, num_classes: int) -> nn.Module:
         return RepMobileClassifier(self.head_hidden_size, num_classes, self.distillation,
                                    self.drop_rate, deploy=self.deploy)
@@ -191,12 +196,29 @@ class RepMobileNet(ClassifierNet, RepMobile):
         super().prune_neck()
 
 
-class RepViTNet(ClassifierNet, RepViT):
+class PooledClassifierNet(ClassifierNet):
+    """A family whose classifier takes the pooled last stage (RepViT, RepNeXt): dropout
+    on the pooled features (timm's ``drop_rate``), then ``classifier_cls``."""
+    classifier_cls: type
+
+    def init_pooled_net(self, num_classes: int, distillation: bool, drop_rate: float,
+                        global_pool: str, in_chans: int, feature_modules: List[str]):
+        self.head_hidden_size = self.dims[-1]
+        self.head_drop = nn.Dropout(drop_rate)
+        self.init_net(num_classes, distillation, global_pool, in_chans, feature_modules)
+
+    def build_classifier(self, num_classes: int) -> nn.Module:
+        return self.classifier_cls(self.head_hidden_size, num_classes, self.distillation,
+                                   deploy=self.deploy)
+
+
+class RepViTNet(PooledClassifierNet, RepViT):
     """RepViT backbone + published classifier (global average pooling, BatchNorm1d +
     Linear, optional distillation branch) under the published keys (``features.*``,
     ``classifier.classifier.*``): a published checkpoint's ``model`` dict of either
     release loads with ``strict=True``.
     """
+    classifier_cls = BNLinearClassifier
 
     def __init__(self,
                  arch: Union[str, dict] = 'm0_9',
@@ -208,27 +230,28 @@ class RepViTNet(ClassifierNet, RepViT):
                  global_pool: str = 'avg',
                  **kwargs):
         super().__init__(arch, out_indices=(3, ), deploy=deploy, in_channels=in_chans, **kwargs)
-        self.head_hidden_size = self.dims[-1]
-        self.head_drop = nn.Dropout(drop_rate)  # on the pooled features (timm's drop_rate)
-        self.init_net(num_classes, distillation, global_pool, in_chans,
-                      [f'features.{end}' for end in self.stage_ends])
+        self.init_pooled_net(num_classes, distillation, drop_rate, global_pool, in_chans,
+                             [f'features.{end}' for end in self.stage_ends])
 
-    def build_classifier(self, num_classes: int) -> nn.Module:
-        return BNLinearClassifier(self.head_hidden_size, num_classes, self.distillation,
-                                  deploy=self.deploy)
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """timm's parameter groups: the stem (``features.0``), then each block (the
+        published ``features`` are one flat list, so coarse groups are blocks too)."""
+        return dict(stem=r'^features\.0\.', blocks=r'^features\.(\d+)')
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False):
         x = self.head_drop(self.pool(x))
         return x if pre_logits else self.classifier(x)
 
 
-class RepNeXtNet(ClassifierNet, RepNeXt):
+class RepNeXtNet(PooledClassifierNet, RepNeXt):
     """RepNeXt backbone + published classifier (mean pooling, ``head.head`` and
     ``head.head_dist`` NormLinear branches) under the published keys: a published
     checkpoint loads with ``strict=True``. The published model always has the
     distillation branch, hence ``distillation=True`` by default.
     """
     classifier_name = 'head'
+    classifier_cls = NormLinearClassifier
     fused_parts = ('head', )
 
     def __init__(self,
@@ -241,14 +264,14 @@ class RepNeXtNet(ClassifierNet, RepNeXt):
                  global_pool: str = 'avg',
                  **kwargs):
         super().__init__(arch, out_indices=(3, ), deploy=deploy, in_channels=in_chans, **kwargs)
-        self.head_hidden_size = self.dims[-1]
-        self.head_drop = nn.Dropout(drop_rate)  # on the pooled features (timm's drop_rate)
-        self.init_net(num_classes, distillation, global_pool, in_chans,
-                      [f'stages.{i}' for i in range(self.num_stages)])
+        self.init_pooled_net(num_classes, distillation, drop_rate, global_pool, in_chans,
+                             [f'stages.{i}' for i in range(self.num_stages)])
 
-    def build_classifier(self, num_classes: int) -> nn.Module:
-        return NormLinearClassifier(self.head_hidden_size, num_classes, self.distillation,
-                                    deploy=self.deploy)
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """timm's parameter groups: the stem, then a stage, or its downsample and blocks."""
+        return dict(stem=r'^stem', blocks=r'^stages\.(\d+)' if coarse else [
+            (r'^stages\.(\d+)\.downsample', (0, )), (r'^stages\.(\d+)\.blocks\.(\d+)', None)])
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False):
         x = self.head_drop(self.pool(x))

@@ -15,6 +15,7 @@ from timm.utils.model import reparameterize_model
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import repmobile_mm  # noqa: F401  (registers the models)
+from repmobile_mm.integrations import timm as registrations
 from repmobile_mm.integrations.timm import default_cfgs
 from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import paired
@@ -48,7 +49,10 @@ def test_cfg_widths_head_and_pooling(name):
     state = model.state_dict()
     classifiers = cfg['classifier'] if isinstance(cfg['classifier'], tuple) else (cfg['classifier'], )
     assert f"{cfg['first_conv']}.weight" in state
-    assert all(f'{c}.weight' in state for c in classifiers)
+    # the output layers of both branches, which timm drops for another num_classes
+    distilled = timm.create_model(name, distillation=True).state_dict()
+    assert len(classifiers) == 2 and all(f'{c}.weight' in distilled for c in classifiers)
+    assert f'{classifiers[0]}.weight' in state
     assert model.in_chans == cfg['input_size'][0] == 3
     x = torch.randn(2, 3, 64, 96)
     with torch.no_grad():
@@ -161,3 +165,66 @@ def test_grad_checkpointing_and_distilled_training(name, block):
     model.set_distilled_training()
     cls, dist = model(x)
     assert cls.shape == dist.shape == (2, 1000)
+
+
+def test_one_greppable_function_per_variant():
+    """timm's convention: ``def repnext_m3(pretrained=False, **kwargs)``, registered with
+    ``@register_model``, for every name (not a loop over generated functions)."""
+    source = open(registrations.__file__).read()
+    for name in MODELS:
+        assert f'@register_model\ndef {name}(pretrained: bool = False, **kwargs)' in source, name
+        assert getattr(registrations, name).__doc__
+
+
+@pytest.mark.parametrize('family,license_,paper', [
+    ('mm_repvit_', 'apache-2.0', 'arXiv:2307.09283'), ('repnext_', 'apache-2.0', 'arXiv:2406.16004')])
+def test_pretrained_cfgs_cite_license_and_paper(family, license_, paper):
+    names = [name for name in MODELS if name.startswith(family)]
+    assert names
+    for name in names:
+        cfg = timm.models.get_pretrained_cfg(name)
+        assert (cfg.license, cfg.paper_ids) == (license_, paper), name
+
+
+@pytest.mark.parametrize('name', CODE_PATHS)
+def test_group_matcher_groups_every_parameter_stem_first(name):
+    from timm.models import group_parameters
+    model = create(name)
+    names = [n for n, _ in model.named_parameters()]
+    for coarse in (False, True):
+        groups = group_parameters(model, model.group_matcher(coarse))
+        assert sorted(n for group in groups.values() for n in group) == sorted(names)
+        ordered = [groups[k] for k in sorted(groups)]
+        stem = model.pretrained_cfg['first_conv']
+        assert f'{stem}.weight' in ordered[0] and len(ordered) > 5
+        assert any(n.startswith(model.pretrained_cfg['classifier'][0]) for n in ordered[-1])
+
+
+def test_pretrained_loads_a_published_release_file_or_timms_repvit_weights(tmp_path):
+    x = torch.randn(2, 3, 64, 64)
+    published = create('repnext_m1')
+    torch.save({'model': published.state_dict(), 'epoch': 300}, tmp_path / 'release.pth')
+    model = timm.create_model('repnext_m1', pretrained=True, pretrained_cfg_overlay=dict(
+        file=str(tmp_path / 'release.pth'))).eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), published(x))
+
+    theirs = randomize_batchnorm(timm.create_model('repvit_m0_9')).eval()  # timm's keys
+    torch.save(theirs.state_dict(), tmp_path / 'timm.pth')
+    overlay = dict(file=str(tmp_path / 'timm.pth'))
+    ours = timm.create_model('mm_repvit_m0_9', distillation=True, pretrained=True,
+                             pretrained_cfg_overlay=overlay).eval()
+    features = timm.create_model('mm_repvit_m0_9', num_classes=0, pretrained=True,
+                                 pretrained_cfg_overlay=overlay).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
+        torch.testing.assert_close(features(x), theirs.forward_head(
+            theirs.forward_features(x), pre_logits=True), rtol=0, atol=0)
+
+    torch.save({'model': create('repmobile_s').state_dict()}, tmp_path / 'plain.pth')
+    with pytest.raises(ValueError, match='has no distillation branch: create the model with '
+                       'distillation=False'):
+        timm.create_model('repmobile_s', distillation=True, pretrained=True,
+                          pretrained_cfg_overlay=dict(file=str(tmp_path / 'plain.pth')))
+    with pytest.raises(ValueError, match="no pretrained weights are hosted for timm's repnext_m1"):
+        timm.create_model('repnext_m1', pretrained=True)

@@ -12,7 +12,7 @@ the input check is a function that torch.fx keeps as one call in the graph.
 """
 import contextlib
 import copy
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.fx
@@ -78,6 +78,11 @@ class RepBackbone(BaseModule):
         in_channels (int): channels of the input images.
     """
     family = ''  # the name in messages
+    # named variants -> arch tables; a custom arch has 'dims' and ``arch_keys`` (one
+    # entry per stage each), and may have ``arch_options``
+    arch_settings: Dict[str, dict] = {}
+    arch_keys: Tuple[str, ...] = ()
+    arch_options: Tuple[str, ...] = ()
     __constants__ = ['family']  # for TorchScript, which sees no other class attribute
     num_stages = 4
     dims: Tuple[int, ...]  # the stage widths, set by the family
@@ -106,6 +111,44 @@ class RepBackbone(BaseModule):
         self.in_channels = in_channels
 
     @classmethod
+    @classmethod
+    def parse_arch(cls, arch: Union[str, dict]) -> dict:
+        """A named variant's table, or a custom table checked: 'dims' and ``arch_keys``
+        with one entry per stage each, then the family's ``check_arch``."""
+        keys = ('dims', ) + cls.arch_keys
+        if isinstance(arch, str):
+            name = cls.arch_name(arch)
+            if name not in cls.arch_settings:
+                listed = ', '.join(f'{key}=...' for key in keys + cls.arch_options)
+                raise ValueError(f'unknown {cls.family} arch {arch!r}; choose one of '
+                                 f'{cls.arch_choices()} or a dict({listed})')
+            return dict(cls.arch_settings[name])
+        if not isinstance(arch, dict) or not set(keys) <= set(arch) <= \
+                set(keys + cls.arch_options):
+            optional = ' (and optionally {})'.format(
+                ', '.join(repr(k) for k in cls.arch_options)) if cls.arch_options else ''
+            raise ValueError(f'a custom {cls.family} arch is a dict with exactly the keys '
+                             f"{' and '.join(repr(k) for k in keys)}{optional}; got {arch!r}")
+        table = {key: tuple(arch[key]) for key in keys}
+        if any(len(value) != cls.num_stages for value in table.values()):
+            raise ValueError(f"arch {' and '.join(keys)} need {cls.num_stages} entries each; "
+                             f"got {', '.join(f'{k}={v}' for k, v in table.items())}")
+        return cls.check_arch(table, arch)
+
+    @classmethod
+    def arch_name(cls, arch: str) -> str:
+        """The ``arch_settings`` key a variant name stands for (names are any case)."""
+        return arch.lower()
+
+    @classmethod
+    def arch_choices(cls) -> str:
+        return f'{sorted(cls.arch_settings)} (any case)'
+
+    @classmethod
+    def check_arch(cls, table: dict, arch: dict) -> dict:
+        """The family's checks of a custom table (``arch``: as given, with its options)."""
+        return table
+
     def parse_out_indices(cls, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
         if isinstance(out_indices, int):
             out_indices = (out_indices, )

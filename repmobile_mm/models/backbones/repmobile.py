@@ -248,6 +248,7 @@ class RepMobile(RepBackbone):
             stages ``layer0`` .. ``layer3``).
     """
     family = 'RepMobile'
+    arch_keys = ('blocks', )
     arch_settings: Dict[str, dict] = {
         's': dict(dims=(64, 128, 256, 512), blocks=(3, 6, 12, 3)),
         'm': dict(dims=(80, 160, 320, 640), blocks=(3, 6, 15, 3)),
@@ -288,26 +289,18 @@ class RepMobile(RepBackbone):
         self._freeze_stages()
 
     @classmethod
-    def parse_arch(cls, arch: Union[str, dict]) -> dict:
-        if isinstance(arch, str):
-            if arch.lower() not in cls.arch_settings:
-                raise ValueError(f'unknown RepMobile arch {arch!r}; choose one of '
-                                 f"{sorted(k.upper() for k in cls.arch_settings)} (any case) "
-                                 "or a dict(dims=..., blocks=...)")
-            return dict(cls.arch_settings[arch.lower()])
-        if not isinstance(arch, dict) or set(arch) != {'dims', 'blocks'}:
-            raise ValueError('a custom RepMobile arch is a dict with exactly the keys '
-                             f"'dims' and 'blocks'; got {arch!r}")
-        dims, blocks = tuple(arch['dims']), tuple(arch['blocks'])
-        if len(dims) != cls.num_stages or len(blocks) != cls.num_stages:
-            raise ValueError(f'arch dims and blocks need {cls.num_stages} entries each; '
-                             f'got dims={dims}, blocks={blocks}')
+    def arch_choices(cls) -> str:
+        return f"{sorted(k.upper() for k in cls.arch_settings)} (any case)"
+
+    @classmethod
+    def check_arch(cls, table: dict, arch: dict) -> dict:
+        dims, blocks = table['dims'], table['blocks']
         if dims[0] % 2 or any(d != 2 * p for p, d in zip(dims, dims[1:])):
             raise ValueError('RepMobile doubles the channels at every stride-2 block: dims[0] '
                              f'must be even and dims[i] == 2 * dims[i-1]; got {dims}')
         if any(not isinstance(b, int) or b < 1 for b in blocks):
             raise ValueError(f'every stage needs at least one block; got blocks={blocks}')
-        return dict(dims=dims, blocks=blocks)
+        return table
 
     def forward_stages(self, x: torch.Tensor, take: List[int],
                        stop: int) -> Tuple[torch.Tensor, List[torch.Tensor]]:

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..utils.fuse import (bn_scale_shift, conv_params64, fuse_bn_conv1x1, fuse_children,
                           fused_layer_like, guard_checkpoint_form, pad_to_kernel)
-from ..utils.layers import conv_bn
+from ..utils.layers import conv_bn, patch_stem
 from ..utils.norm import build_norm2d
 from .base import BlockSequence, RepBackbone, run_block
 
@@ -290,6 +290,7 @@ class RepNeXt(RepBackbone):
         ``stages.0`` .. ``stages.3``).
     """
     family = 'RepNeXt'
+    arch_keys = ('depths', )
     arch_settings: Dict[str, dict] = {
         'm0': dict(dims=(40, 80, 160, 320), depths=(2, 2, 9, 1)),
         'm1': dict(dims=(48, 96, 192, 384), depths=(3, 3, 15, 2)),
@@ -317,12 +318,8 @@ class RepNeXt(RepBackbone):
         self.depths = tuple(self.arch['depths'])
         norm_cfg = self.norm_cfg
 
-        half = self.dims[0] // 2
-        self.stem = nn.Sequential(OrderedDict(stem=nn.Sequential(  # published: stem.stem
-            conv_bn(in_channels, half, 3, 2, 1, norm_cfg=norm_cfg, names=CONV_NORM,
-                    deploy=deploy), nn.GELU(),
-            conv_bn(half, self.dims[0], 3, 2, 1, norm_cfg=norm_cfg, names=CONV_NORM,
-                    deploy=deploy))))
+        self.stem = nn.Sequential(OrderedDict(  # published: stem.stem
+            stem=patch_stem(in_channels, self.dims[0], norm_cfg, deploy, names=CONV_NORM)))
         drop_rates = iter(torch.linspace(0, drop_path_rate, sum(self.depths), device='cpu').tolist())
         stages = []
         for i, (dim, depth) in enumerate(zip(self.dims, self.depths)):
@@ -337,27 +334,15 @@ class RepNeXt(RepBackbone):
         self._freeze_stages()
 
     @classmethod
-    def parse_arch(cls, arch: Union[str, dict]) -> dict:
-        if isinstance(arch, str):
-            if arch.lower() not in cls.arch_settings:
-                raise ValueError(f'unknown RepNeXt arch {arch!r}; choose one of '
-                                 f'{sorted(cls.arch_settings)} (any case) or a '
-                                 'dict(dims=..., depths=...)')
-            return dict(cls.arch_settings[arch.lower()])
-        if not isinstance(arch, dict) or set(arch) != {'dims', 'depths'}:
-            raise ValueError("a custom RepNeXt arch is a dict with exactly the keys 'dims' and "
-                             f"'depths'; got {arch!r}")
-        dims, depths = tuple(arch['dims']), tuple(arch['depths'])
-        if len(dims) != cls.num_stages or len(depths) != cls.num_stages:
-            raise ValueError(f'arch dims and depths need {cls.num_stages} entries each; '
-                             f'got dims={dims}, depths={depths}')
+    def check_arch(cls, table: dict, arch: dict) -> dict:
+        dims, depths = table['dims'], table['depths']
         if dims[0] % 8 or any(d != 2 * p for p, d in zip(dims, dims[1:])):
             raise ValueError('RepNeXt doubles the channels at every downsample and splits them '
                              'in four: dims[0] must be a multiple of 8 and dims[i] == '
                              f'2 * dims[i-1]; got {dims}')
         if any(not isinstance(d, int) or d < 1 for d in depths):
             raise ValueError(f'every stage needs at least one block; got depths={depths}')
-        return dict(dims=dims, depths=depths)
+        return table
 
     def forward_stages(self, x: torch.Tensor, take: List[int],
                        stop: int) -> Tuple[torch.Tensor, List[torch.Tensor]]:

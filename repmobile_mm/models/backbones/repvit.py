@@ -15,7 +15,7 @@ from torch import nn
 from ...errors import CheckpointFormError
 from ..utils.fuse import (add_depthwise_identity, bn_scale_shift, conv_params64, fuse_children,
                           fuse_conv_bn, fused_layer_like, guard_checkpoint_form, pad_to_kernel)
-from ..utils.layers import Conv2dBN, conv_bn
+from ..utils.layers import Conv2dBN, conv_bn, patch_stem
 from ..utils.norm import build_norm2d
 from .base import RepBackbone, run_block
 
@@ -146,6 +146,8 @@ class RepViT(RepBackbone):
             :class:`.RepBackbone` (the stem is ``features.0``).
     """
     family = 'RepViT'
+    arch_keys = ('se', )
+    arch_options = ('first_release', )
     arch_settings: Dict[str, dict] = {
         'm0_6': _table((40, 80, 160, 320), ('10', '010', '0101010100', '01')),
         'm0_9': _table((48, 96, 192, 384), _M0_9_SE),
@@ -181,10 +183,7 @@ class RepViT(RepBackbone):
         self.first_release = self.arch['first_release']
         norm_cfg = self.norm_cfg
 
-        half = self.dims[0] // 2
-        layers = [nn.Sequential(
-            conv_bn(in_channels, half, 3, 2, 1, norm_cfg=norm_cfg, deploy=deploy), nn.GELU(),
-            conv_bn(half, self.dims[0], 3, 2, 1, norm_cfg=norm_cfg, deploy=deploy))]
+        layers = [patch_stem(in_channels, self.dims[0], norm_cfg, deploy)]
         drop_rates = torch.linspace(0, drop_path_rate, sum(self.depths), device='cpu').tolist()
         prev, self.stage_ends = self.dims[0], []
         for stage, (dim, flags) in enumerate(zip(self.dims, self.arch['se'])):
@@ -202,29 +201,23 @@ class RepViT(RepBackbone):
         self._freeze_stages()
 
     @classmethod
-    def parse_arch(cls, arch: Union[str, dict]) -> dict:
-        if isinstance(arch, str):
-            name = arch.lower().replace('.', '_')
-            if name not in cls.arch_settings:
-                raise ValueError(f'unknown RepViT arch {arch!r}; choose one of '
-                                 f'{list(LATER_RELEASE_ARCHS)} (later release), '
-                                 f'{list(FIRST_RELEASE_ARCHS)} (first release), or a '
-                                 'dict(dims=..., se=..., first_release=...)')
-            return dict(cls.arch_settings[name])
-        if not isinstance(arch, dict) or not {'dims', 'se'} <= set(arch) <= \
-                {'dims', 'se', 'first_release'}:
-            raise ValueError("a custom RepViT arch is a dict with the keys 'dims' and 'se' "
-                             f"(and optionally 'first_release'); got {arch!r}")
-        dims, se = tuple(arch['dims']), tuple(arch['se'])
-        if len(dims) != cls.num_stages or len(se) != cls.num_stages:
-            raise ValueError(f'arch dims and se need {cls.num_stages} entries each; '
-                             f'got dims={dims}, se={se}')
+    def arch_name(cls, arch: str) -> str:
+        return arch.lower().replace('.', '_')
+
+    @classmethod
+    def arch_choices(cls) -> str:
+        return (f'{list(LATER_RELEASE_ARCHS)} (later release), '
+                f'{list(FIRST_RELEASE_ARCHS)} (first release),')
+
+    @classmethod
+    def check_arch(cls, table: dict, arch: dict) -> dict:
+        dims, se = table['dims'], table['se']
         if any(not isinstance(f, str) or not f or set(f) - {'0', '1'} for f in se):
             raise ValueError("arch se gives each stage a non-empty string of '0'/'1', one "
                              f'flag per block; got {se}')
         if dims[0] % 2:
             raise ValueError(f'dims[0] must be even (the patch embedding halves it); got {dims}')
-        return dict(dims=dims, se=se, first_release=bool(arch.get('first_release', False)))
+        return dict(table, first_release=bool(arch.get('first_release', False)))
 
     def parse_feature_indices(self, indices: Optional[Sequence[int]]) -> Tuple[int, ...]:
         """The ``features`` indices to return: the taps given, or the selected stage ends."""

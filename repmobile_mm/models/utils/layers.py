@@ -47,6 +47,17 @@ def conv_bn(*args, deploy: bool = False, **kwargs) -> nn.Module:
     return module.fuse() if deploy else module
 
 
+def patch_stem(in_channels: int, out_channels: int, norm_cfg: Optional[dict], deploy: bool,
+               names: Tuple[str, str] = ('c', 'bn')) -> nn.Sequential:
+    """RepViT's and RepNeXt's stem: two stride-2 3x3 ``Conv2dBN`` (to half the width,
+    then to the full width) with a GELU between (keys ``0``, ``2``)."""
+    half = out_channels // 2
+    return nn.Sequential(
+        conv_bn(in_channels, half, 3, 2, 1, norm_cfg=norm_cfg, names=names, deploy=deploy),
+        nn.GELU(),
+        conv_bn(half, out_channels, 3, 2, 1, norm_cfg=norm_cfg, names=names, deploy=deploy))
+
+
 class BNLinear(nn.Sequential):
     """BatchNorm1d + Linear: RepViT's ``BN_Linear`` (keys ``bn``, ``l``), RepNeXt's
     ``NormLinear`` (``names=('norm', 'linear')``)."""
