@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 import repmobile_mm  # noqa: F401
-from repmobile_mm.apis.model_io import build_model, fused_copy
+from repmobile_mm.apis.model_io import build_model
 from repmobile_mm.apis.runner import load_config
+from repmobile_mm.models import fused_copy
 from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import ROOT, assert_close_to_max, make_folder_dataset, run_in_process
 

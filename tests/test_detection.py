@@ -13,7 +13,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 import repmobile_mm  # noqa: F401
 from repmobile_mm.apis.model_io import build_model, read_state_dict
 from repmobile_mm.apis.runner import load_config
-from repmobile_mm.models import RepNeXt, reparameterize_model
+from repmobile_mm.models import RepNeXt, fused_copy
 from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import (ROOT, check_tool, fuse_with_tool, paired, trained_and_fused,
                            training_twin)
@@ -208,7 +208,7 @@ def test_fused_detector_predicts_the_same(shapes):
     model = init_detector(cfg, None, device='cpu')
     model.load_state_dict(read_state_dict(shapes['checkpoint']), strict=True)
     randomize_batchnorm(model.backbone, seed=7)
-    fused = reparameterize_model(copy.deepcopy(model)).eval()
+    fused = fused_copy(model).eval()
     assert fused.backbone.deploy and not any(
         isinstance(m, _BatchNorm) for m in fused.backbone.modules())
     images = sorted(glob.glob(shapes['data'] + 'val2017/*.jpg'))

@@ -1,6 +1,5 @@
 """ExecuTorch: every family's deploy form as torch.export sees it (exact in float64),
 lowered whole to XNNPACK, run in ExecuTorch's runtime, fp32 and int8; the tool."""
-import copy
 import json
 import os
 import sys
@@ -12,7 +11,7 @@ from repmobile_mm.apis import executorch_export as et
 from repmobile_mm.apis.model_io import build_model
 from repmobile_mm.apis.runner import load_config
 from repmobile_mm.models import (RepMobile, RepMobileBlock, RepMobileNet, RepNeXt, RepNeXtNet,
-                                 RepViT, RepViTNet)
+                                 RepViT, RepViTNet, fused_copy)
 from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import assert_close_to_max, make_folder_dataset, paired, run_in_process
 from tests.test_deployment_past_onnx import DIGITS, DIGITS_DEPLOY
@@ -25,12 +24,6 @@ TINY = {
 # ops the eager stride-2 pad shift uses and a static graph must not (a map of the
 # input's size, an average pool that XNNPACK does not take with count_include_pad)
 SIZE_DEPENDENT = ('full', 'ones', 'avg_pool2d')
-
-
-def fused(model):
-    model = copy.deepcopy(model)
-    model.switch_to_deploy()
-    return model.eval()
 
 
 def explicit_norm_blocks(model):
@@ -50,7 +43,7 @@ def test_exported_deploy_form_is_exact_in_float64(family):
     model = randomize_batchnorm(backbone_cls(arch), seed=4).double().eval()
     if family == 'repmobile':
         model = explicit_norm_blocks(model)
-    deploy = fused(model)
+    deploy = fused_copy(model)
     if family == 'repmobile':
         forms = [b.use_pad_shift for b in deploy.modules() if isinstance(b, RepMobileBlock)]
         assert forms.count(False) == 2 and forms.count(True) == 4, forms
@@ -76,7 +69,7 @@ def tiny_classifier(request):
     _, net_cls, arch = TINY[request.param]
     torch.manual_seed(0)
     model = randomize_batchnorm(net_cls(arch, num_classes=10), seed=5).eval()
-    return request.param, fused(model), torch.randn(1, 3, 48, 40)
+    return request.param, fused_copy(model), torch.randn(1, 3, 48, 40)
 
 
 def run_program(tmp_path, name, program, x):

@@ -1,5 +1,4 @@
 """Semantic segmentation (mmseg): configs, tools end to end, fused segmentors."""
-import copy
 import glob
 import json
 import os.path as osp
@@ -13,7 +12,7 @@ from PIL import Image
 import repmobile_mm  # noqa: F401
 from repmobile_mm.apis.model_io import build_model, read_state_dict
 from repmobile_mm.apis.runner import load_config
-from repmobile_mm.models import reparameterize_model
+from repmobile_mm.models import fused_copy
 from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import (ROOT, assert_close_to_max, check_tool, fuse_with_tool, paired,
                            trained_and_fused, training_twin)
@@ -144,7 +143,7 @@ def test_fused_segmentor_logits_are_exact(size, config):
     model = build_model(load_config(config))
     randomize_batchnorm(model, seed=11)
     model = model.double().eval()
-    fused = reparameterize_model(copy.deepcopy(model)).eval()
+    fused = fused_copy(model).eval()
     assert fused.backbone.deploy
     x = torch.randn(2, 3, *size, dtype=torch.float64)
     with torch.no_grad():

@@ -8,9 +8,10 @@ import torch
 from PIL import Image
 
 import repmobile_mm  # noqa: F401
-from repmobile_mm.apis.model_io import build_model, fused_copy, read_state_dict
+from repmobile_mm.apis.model_io import build_model, read_state_dict
 from repmobile_mm.apis.runner import enable_amp, load_config
 from repmobile_mm.errors import ConfigError
+from repmobile_mm.models import fused_copy
 from repmobile_mm.utils import count_macs, count_params, randomize_batchnorm
 from tests.helpers import ROOT, assert_close_to_max, check_tool, run_tool
 

@@ -17,11 +17,12 @@ import time
 import torch
 
 from repmobile_mm.apis.cli import run
-from repmobile_mm.apis.model_io import (build_model, fits, fused_copy, has_fusable_modules,
+from repmobile_mm.apis.model_io import (build_model, fits, has_fusable_modules,
                                         load_weights, max_difference, state_dict_of,
                                         test_input_size)
 from repmobile_mm.apis.runner import add_cfg_options, load_config
 from repmobile_mm.apis.tasks import task_of
+from repmobile_mm.models import fused_copy
 from repmobile_mm.engine.checkpoint import check_output_path, read_checkpoint, save_atomically
 
 

@@ -11,6 +11,9 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 import torch
 from torch import nn
 
+from ..errors import ExportError
+from ..utils.compare import relative_difference
+
 INSTALL = ('pip install -r requirements/deploy.txt && pip install --no-deps -r '
            'requirements/executorch.txt (`make` installs them)')
 # Ops that only move or name data: outside a delegate they are no computation.
@@ -25,7 +28,7 @@ INT8_MIN_AGREEMENT = 0.99
 INT8_RTOL = 0.25
 
 
-class ExecuTorchError(RuntimeError):
+class ExecuTorchError(ExportError):
     """A one-line reason why a program was not made or not written."""
 
 
@@ -134,8 +137,7 @@ def max_relative_difference(expected: Sequence[torch.Tensor],
         if e.shape != g.shape:
             raise ExecuTorchError(f'program output shape {tuple(g.shape)} != PyTorch '
                                   f'{tuple(e.shape)}')
-        worst = max(worst, float((e.double() - g.double()).abs().max()
-                                 / e.double().abs().max().clamp_min(1e-12)))
+        worst = max(worst, relative_difference(e, g))
     return worst
 
 

@@ -9,7 +9,9 @@ from mmengine.config import Config
 from torch import nn
 
 from ..errors import ConfigError, ExportError
-from .model_io import build_model, fused_copy, load_weights, read_state_dict
+from ..models.utils.fuse import fused_copy
+from ..utils.compare import relative_difference
+from .model_io import build_model, load_weights, read_state_dict
 from .runner import load_config
 
 
@@ -85,7 +87,6 @@ def onnx_precision(path: str) -> str:
 def check_with_onnxruntime(net: nn.Module, path: str, inputs) -> float:
     """Largest difference between onnxruntime and PyTorch on ``inputs`` (tensors),
     relative to the largest output; a shape mismatch is an :class:`ExportError`."""
-    import numpy as np
     session = onnxruntime_session(path)
     worst = 0.0
     for x in inputs:
@@ -97,5 +98,5 @@ def check_with_onnxruntime(net: nn.Module, path: str, inputs) -> float:
             e = e.numpy()
             if e.shape != g.shape:
                 raise ExportError(f'onnxruntime output shape {g.shape} != PyTorch {e.shape}')
-            worst = max(worst, float(np.abs(e - g).max() / np.abs(e).max()))
+            worst = max(worst, relative_difference(e, g))
     return worst

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..errors import CheckpointError, CheckpointFormError
 from ..engine.checkpoint import read_checkpoint
-from ..models.utils.fuse import FUSE_METHODS, reparameterize_model
+from ..models.utils.fuse import FUSE_METHODS
 from .config_checks import check_backbone_outputs, explained_registry_errors
 from .tasks import Task, task_of
 
@@ -87,10 +87,6 @@ def fits(model: nn.Module, state_dict: dict) -> bool:
 
 def has_fusable_modules(model: nn.Module) -> bool:
     return any(callable(getattr(m, name, None)) for m in model.modules() for name in FUSE_METHODS)
-
-
-def fused_copy(model: nn.Module) -> nn.Module:
-    return reparameterize_model(copy.deepcopy(model)).eval()
 
 
 def test_input_size(cfg: Config, default: Optional[Tuple[int, int]] = DEFAULT_TEST_SIZE

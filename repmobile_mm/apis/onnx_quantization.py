@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from ..errors import ExportError
+from ..utils.compare import relative_difference
 
 METHODS = ('minmax', 'entropy', 'percentile')
 
@@ -97,7 +98,7 @@ def output_agreement(fp32, int8, images) -> dict:
     for image in images:
         a = fp32.run(None, {'input': image})[0]
         b = int8.run(None, {'input': image})[0]
-        worst = max(worst, float(np.abs(a - b).max() / np.abs(a).max()))
+        worst = max(worst, relative_difference(a, b))
         same += int((a.argmax(1) == b.argmax(1)).sum())
         total += a.argmax(1).size
     return dict(max_rel_diff=worst, argmax_agreement=same / total)

@@ -93,39 +93,44 @@ class DistillationImageClassifier(ImageClassifier):
 
     The teacher sees the same preprocessed batch, always in eval mode and without
     gradients; its arg-max labels reach the head as ``teacher_label`` (see
-    ``RepMobileClsHead``). The teacher is not part of the state dict: checkpoints
-    hold the student only. ``teacher=None`` makes this a plain ImageClassifier
-    (deploy configs, evaluation).
+    ``RepMobileClsHead``). The teacher is built by ``init_weights``, which only
+    training runs (mmengine's ``Runner.train``): building the model to test, fuse or
+    export it does not build the teacher (RegNetY-16GF: 84M parameters). It is not part
+    of the state dict: checkpoints hold the student only. ``teacher=None`` makes this a
+    plain ImageClassifier (deploy configs, evaluation).
 
     Args:
         teacher (dict, optional): teacher model config, e.g.
             ``dict(type='TimmClassifier', model_name='regnety_160')``.
         teacher_checkpoint (str, optional): teacher weights, loaded strictly by
-            ``init_weights`` (so before training, not for testing).
+            ``init_weights``.
         **kwargs: the ImageClassifier arguments (backbone, neck, head, ...).
     """
 
     def __init__(self, teacher: Optional[dict] = None,
                  teacher_checkpoint: Optional[str] = None, **kwargs):
         super().__init__(**kwargs)
+        self.teacher_cfg = teacher
         self.teacher_checkpoint = teacher_checkpoint
-        self.teacher = None if teacher is None else MODELS.build(teacher)
-        if self.teacher is not None:
-            self.teacher.requires_grad_(False)
-            self.teacher.eval()
+        self.teacher = None
+        if teacher is not None:
             self._register_state_dict_hook(_drop_teacher_keys)
             self.register_load_state_dict_post_hook(_ignore_missing_teacher_keys)
 
     def init_weights(self):
         super().init_weights()
-        if self.teacher is None:
+        if self.teacher_cfg is None:
             return
         if not self.teacher_checkpoint:
             raise ValueError('distillation needs trained teacher weights: set '
                              'model.teacher_checkpoint to the teacher checkpoint path')
         print_log(f'loading the distillation teacher from {self.teacher_checkpoint}',
                   logger='current')
-        load_checkpoint(self.teacher, self.teacher_checkpoint, map_location='cpu', strict=True)
+        teacher = MODELS.build(self.teacher_cfg)
+        load_checkpoint(teacher, self.teacher_checkpoint, map_location='cpu', strict=True)
+        teacher.requires_grad_(False)
+        # the runner has placed the student by now: the teacher goes where it is
+        self.teacher = teacher.to(next(self.parameters()).device).eval()
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -134,6 +139,9 @@ class DistillationImageClassifier(ImageClassifier):
         return self
 
     def loss(self, inputs: torch.Tensor, data_samples: List) -> dict:
+        if self.teacher_cfg is not None and self.teacher is None:
+            raise RuntimeError('the distillation teacher is built by init_weights() (as '
+                               "mmengine's Runner.train calls it): call it before training")
         if self.teacher is not None:
             with torch.no_grad():
                 teacher_logits = self.teacher(inputs, mode='tensor')

@@ -3,10 +3,10 @@ from .backbones import (MetaNeXtBlock, RepMobile, RepMobileBlock, RepNeXt, RepVi
                         RepVGGDW)
 from .heads import BNLinearClassifier, NormLinearClassifier, RepMobileClassifier, RepMobileNeck
 from .nets import RepMobileNet, RepNeXtNet, RepViTNet
-from .utils import reparameterize_model
+from .utils import fused_copy, reparameterize_model
 
 __all__ = [
     'BNLinearClassifier', 'MetaNeXtBlock', 'NormLinearClassifier', 'RepMobile', 'RepMobileBlock',
     'RepMobileClassifier', 'RepMobileNeck', 'RepMobileNet', 'RepNeXt', 'RepNeXtNet', 'RepVGGDW',
-    'RepViT', 'RepViTBlock', 'RepViTNet', 'reparameterize_model'
+    'RepViT', 'RepViTBlock', 'RepViTNet', 'fused_copy', 'reparameterize_model'
 ]

@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from repmobile_mm.models import (RepMobile, RepMobileNet, RepNeXt, RepNeXtNet, RepViT, RepViTNet,
-                                 reparameterize_model)
+                                 fused_copy, reparameterize_model)
 from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import assert_close_to_max
 
@@ -31,12 +31,6 @@ def blocks_of(model):
     if isinstance(model, RepNeXt):
         return [unit for stage in model.stages for unit in stage.units()]
     return [block for i in range(4) for block in getattr(model, f'layer{i}')]
-
-
-def fused_copy(model):
-    fused = copy.deepcopy(model)
-    fused.switch_to_deploy()
-    return fused
 
 
 @pytest.mark.parametrize('family', sorted(TINY))

@@ -1,4 +1,3 @@
-import copy
 import subprocess
 import sys
 
@@ -6,7 +5,7 @@ import pytest
 import torch
 
 import repmobile_mm.integrations.mmpretrain  # noqa: F401  (the heads; the rest at import)
-from repmobile_mm.models import RepMobile, RepViT, reparameterize_model
+from repmobile_mm.models import RepMobile, RepViT, fused_copy
 from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import assert_close_to_max
 
@@ -105,7 +104,7 @@ def test_mmpretrain_classifier_trains_and_fuses_exactly(family, distillation):
     assert torch.isfinite(losses['loss'])
 
     model = randomize_batchnorm(model, seed=5).double().eval()
-    fused = reparameterize_model(copy.deepcopy(model))
+    fused = fused_copy(model)
     x = torch.randn(3, 3, 57, 43, dtype=torch.float64)
     with torch.no_grad():
         assert_close_to_max(fused(x, mode='tensor'), model(x, mode='tensor'), 1e-8)

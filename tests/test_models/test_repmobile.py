@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from repmobile_mm.models import RepMobile, RepMobileBlock, RepMobileNet
+from repmobile_mm.models import RepMobile, RepMobileBlock, RepMobileNet, fused_copy
 from repmobile_mm.utils import count_macs, count_params, randomize_batchnorm
 from tests.helpers import assert_close_to_max, paired
 
@@ -17,12 +17,6 @@ SPEC = {
     'L': dict(params=18.36e6, macs=1.40e9, backbone=15.50e6),
 }
 SIZES = [(224, 224), (67, 45), (33, 97)]
-
-
-def fused_copy(model):
-    fused = copy.deepcopy(model)
-    fused.switch_to_deploy()
-    return fused
 
 
 @pytest.mark.parametrize('name,distillation', [('repmobile_tiny', False),

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from repmobile_mm.models import MetaNeXtBlock, RepNeXt, RepNeXtNet
+from repmobile_mm.models import MetaNeXtBlock, RepNeXt, RepNeXtNet, fused_copy
 from repmobile_mm.models.backbones.repnext import Downsample, RepDWConvM, RepDWConvS
 from repmobile_mm.utils import count_params, randomize_batchnorm
 from tests.conftest import REFERENCE_DIR
@@ -18,12 +18,6 @@ TINY = dict(dims=(16, 32, 64, 128), depths=(1, 1, 2, 1))
 ARCHS = sorted(RepNeXt.arch_settings)
 # sizes whose stride-2 borders differ: even, odd, and maps down to 1x1 at stride 32
 SIZES = [(224, 224), (67, 45), (33, 97)]
-
-
-def fused_copy(model):
-    fused = copy.deepcopy(model)
-    fused.switch_to_deploy()
-    return fused
 
 
 def test_reproduces_published_outputs_and_every_stage(reference):

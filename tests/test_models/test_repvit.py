@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from repmobile_mm.models import RepVGGDW, RepViT, RepViTNet
+from repmobile_mm.models import RepVGGDW, RepViT, RepViTNet, fused_copy
 from repmobile_mm.models.backbones.repvit import FIRST_RELEASE_ARCHS, LATER_RELEASE_ARCHS
 from repmobile_mm.utils import count_params, randomize_batchnorm
 from tests.conftest import REFERENCE_DIR
@@ -23,12 +23,6 @@ SIZES = [(224, 224), (67, 45), (33, 97)]
 
 def published_name(arch):
     return f'repvit_v1_{arch}' if arch in FIRST_RELEASE_ARCHS else f'repvit_{arch}'
-
-
-def fused_copy(model):
-    fused = copy.deepcopy(model)
-    fused.switch_to_deploy()
-    return fused
 
 
 @pytest.mark.parametrize('name,arch', [('repvit_tiny_distill', TINY),

@@ -41,7 +41,7 @@ from torch import nn
 
 from repmobile_mm.apis.cli import run
 from repmobile_mm.apis.export import onnx_precision, onnxruntime_session
-from repmobile_mm.apis.model_io import fused_copy
+from repmobile_mm.models import fused_copy
 from repmobile_mm.apis.tasks import task_of
 from repmobile_mm.models.published import published_repnext_fuse, published_structure
 from repmobile_mm.utils import count_params, randomize_batchnorm

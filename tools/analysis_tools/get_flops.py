@@ -10,9 +10,10 @@ import argparse
 import sys
 
 from repmobile_mm.apis.cli import run
-from repmobile_mm.apis.model_io import build_model, fused_copy, test_input_size
+from repmobile_mm.apis.model_io import build_model, test_input_size
 from repmobile_mm.apis.runner import add_cfg_options, load_config
 from repmobile_mm.apis.tasks import task_of
+from repmobile_mm.models import fused_copy
 from repmobile_mm.utils import count_macs, count_params
 
 
@@ -25,8 +26,6 @@ def main():
     args = parser.parse_args()
     cfg = load_config(args.config, args.cfg_options)
     model = build_model(cfg).eval()
-    if getattr(model, 'teacher', None) is not None:  # the teacher is not part of the model
-        model.teacher = None
     height, width = args.shape or test_input_size(cfg)
     shape = (1, 3, height, width)
     task = task_of(cfg)

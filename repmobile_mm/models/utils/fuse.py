@@ -3,6 +3,7 @@
 Folds are computed in float64 and cast back to the parameter dtype, so a float32
 model loses nothing to the fold itself.
 """
+import copy
 from typing import Tuple
 
 import torch
@@ -155,6 +156,11 @@ def reparameterize_model(model: nn.Module) -> nn.Module:
             return result if isinstance(result, nn.Module) else model
     fuse_children(model)
     return model
+
+
+def fused_copy(model: nn.Module) -> nn.Module:
+    """A fused deep copy of ``model`` (in its mode), which is left as it is."""
+    return reparameterize_model(copy.deepcopy(model))
 
 
 def fuse_children(module: nn.Module) -> None:
