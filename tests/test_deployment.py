@@ -88,19 +88,8 @@ def test_benchmark_train_step_times_ours_beside_the_published_structure(tmp_path
     assert all(row['images_per_s'] > 0 for row in report['results'])
 
 
-@pytest.fixture(scope='module')
-def benchmark():
-    """tools/analysis_tools/benchmark.py as a module."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'benchmark', osp.join(ROOT, 'tools/analysis_tools/benchmark.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_top1_latency_figure_has_a_line_per_family_and_no_overlapping_labels(
-        benchmark, tmp_path):
+def test_top1_latency_figure_has_a_line_per_family_and_no_overlapping_labels(tmp_path):
+    from repmobile_mm.apis import benchmark_plot as benchmark
     # latencies crowded on purpose: every variant of a family within 3 ms of another
     # family's, so labels placed at one fixed offset would collide
     rows = []
@@ -133,12 +122,13 @@ def test_top1_latency_figure_has_a_line_per_family_and_no_overlapping_labels(
     assert not outside
 
 
-def test_published_structure_computes_what_our_training_form_does(benchmark):
+def test_published_structure_computes_what_our_training_form_does():
     """The benchmark's baseline differs in how it computes, not in what."""
     from repmobile_mm.models import RepMobileNet
+    from repmobile_mm.models.published import published_structure
     ours = randomize_batchnorm(RepMobileNet(dict(dims=(16, 32, 64, 128), blocks=(1, 2, 1, 1)),
                                             num_classes=10, drop_rate=0.0)).double()
-    published = benchmark.published_structure(ours)
+    published = published_structure(ours)
     x = torch.randn(3, 3, 45, 37, dtype=torch.float64)
     for mode in (True, False):  # batch statistics, then running statistics
         ours.train(mode)

@@ -20,7 +20,8 @@ FORBIDDEN = {
 
 
 def imported_modules(path):
-    """Absolute names of the modules a file imports (at any depth of its code)."""
+    """Absolute names of the modules a file imports (at any depth of its code), and a
+    ``tools`` entry for a file loaded by path from tools/ (importlib, runpy)."""
     package = osp.relpath(osp.dirname(path), ROOT).replace(osp.sep, '.')
     names = []
     for node in ast.walk(ast.parse(open(path).read())):
@@ -31,6 +32,9 @@ def imported_modules(path):
                 if node.level else []
             module = '.'.join(base + ([node.module] if node.module else []))
             names += [module] + [f'{module}.{alias.name}' for alias in node.names]
+        elif isinstance(node, ast.Call) and getattr(node.func, 'attr', '') in (
+                'spec_from_file_location', 'SourceFileLoader'):
+            names.append('tools')  # a module loaded from a file: only tools are files
     return names
 
 

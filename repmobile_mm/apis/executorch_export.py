@@ -9,10 +9,13 @@ import collections
 from typing import Dict, Iterable, List, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ..engine.checkpoint import write_atomically
 from ..errors import ExportError
 from ..utils.compare import relative_difference
+from .model_io import DEFAULT_TEST_SIZE, test_input_size
 
 INSTALL = ('pip install -r requirements/deploy.txt && pip install --no-deps -r '
            'requirements/executorch.txt (`make` installs them)')
@@ -26,6 +29,8 @@ BATCH_NORMS = ('batch_norm', )
 # fp32 output, on average, within INT8_RTOL (8-bit steps through some 25 layers).
 INT8_MIN_AGREEMENT = 0.99
 INT8_RTOL = 0.25
+# ExecuTorch fp32 against PyTorch (measured: within 2e-6 on every family)
+FP32_RTOL = 1e-4
 
 
 class ExecuTorchError(ExportError):
@@ -174,3 +179,71 @@ def argmax_agreement(first: Sequence[torch.Tensor], second: Sequence[torch.Tenso
         same += int((a.argmax(1) == b.argmax(1)).sum())
         total += a.argmax(1).numel()
     return same / max(total, 1)
+
+
+def check_fp32_program(runner, examples: Sequence[torch.Tensor],
+                       expected: Sequence[Sequence[torch.Tensor]]) -> float:
+    """The fp32 program's largest difference from PyTorch on ``examples`` (relative);
+    an :class:`ExecuTorchError` beyond ``FP32_RTOL``."""
+    worst = max(max_relative_difference(e, runner(x)) for e, x in zip(expected, examples))
+    if not worst <= FP32_RTOL:
+        raise ExecuTorchError(f'the program differs from PyTorch by {worst:.2e} (relative; '
+                              f'at most {FP32_RTOL:g} expected)')
+    return worst
+
+
+def calibration_images(cfg, model, split: str, count: int, shape) -> list:
+    """``count`` preprocessed images of the split (seeded), resized to ``shape`` where
+    the test pipeline left another size (the program takes one size)."""
+    from .calibration import preprocessed, split_loader
+    images = []
+    for _, inputs, _ in preprocessed(model, split_loader(cfg, split, count), count):
+        image = torch.from_numpy(inputs)
+        if tuple(image.shape[2:]) != tuple(shape):
+            image = F.interpolate(image, size=shape, mode='bilinear', align_corners=False)
+        images.append(image)
+    if not images:
+        raise ExecuTorchError(f'no calibration images: the {split} split is empty')
+    return images
+
+
+def program_shape(cfg, model) -> tuple:
+    """The config's test size; where its test pipeline keeps the images' own size (the
+    digits configs), the first validation image's, else 224x224."""
+    size = test_input_size(cfg, default=None)
+    if size is None:
+        from .calibration import preprocessed, split_loader
+        try:
+            size = next(preprocessed(model, split_loader(cfg, 'val', 1), 1))[1].shape[2:]
+        except (OSError, StopIteration, AssertionError):  # no validation data here
+            size = DEFAULT_TEST_SIZE
+    return tuple(size)
+
+
+def write_checked(path: str, program: bytes, check, force: bool) -> None:
+    """Write ``program`` beside ``path``, run ``check(partial path)`` on it in
+    ExecuTorch's runtime, and rename it into place only if the check passes."""
+
+    def write(partial):
+        with open(partial, 'wb') as f:
+            f.write(program)
+        check(partial)
+
+    write_atomically(path, write, force)
+
+
+def evaluate_program(cfg, model, runner, shape) -> dict:
+    """The config's validation metric with the program computing the logits, one
+    image per call (the program's batch)."""
+    from .calibration import evaluate
+
+    def logits(inputs):
+        outputs = []
+        for image in torch.from_numpy(inputs).split(1):
+            if tuple(image.shape[2:]) != tuple(shape):
+                raise ExecuTorchError(f'a validation image is {tuple(image.shape[2:])}, the '
+                                      f'program takes {tuple(shape)}: export at that --shape')
+            outputs.append(runner(image)[0])
+        return torch.cat(outputs)
+
+    return {k: float(v) for k, v in evaluate(cfg, model, logits).items()}

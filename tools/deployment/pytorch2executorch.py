@@ -29,21 +29,18 @@ import sys
 import tempfile
 
 import torch
-import torch.nn.functional as F
 
 from repmobile_mm.apis.cli import run
-from repmobile_mm.apis.executorch_export import (ExecuTorchError, ProgramRunner, check_int8,
-                                                 exported, import_executorch, lowered,
-                                                 max_relative_difference, quantized)
+from repmobile_mm.apis.executorch_export import (ExecuTorchError, ProgramRunner,
+                                                 calibration_images, check_fp32_program,
+                                                 check_int8, evaluate_program, exported,
+                                                 import_executorch, lowered, program_shape,
+                                                 quantized, write_checked)
 from repmobile_mm.apis.export import fused_model
-from repmobile_mm.apis.model_io import DEFAULT_TEST_SIZE, flatten_outputs, test_input_size
+from repmobile_mm.apis.model_io import flatten_outputs
 from repmobile_mm.apis.runner import add_cfg_options
 from repmobile_mm.apis.tasks import Logits, task_of
-from repmobile_mm.engine.checkpoint import check_output_path, write_atomically
-
-# ExecuTorch fp32 against PyTorch (measured: within 2e-6 on every family)
-FP32_RTOL = 1e-4
-
+from repmobile_mm.engine.checkpoint import check_output_path
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -66,46 +63,6 @@ def parse_args():
     return parser.parse_args()
 
 
-def calibration_images(cfg, model, split: str, count: int, shape) -> list:
-    """``count`` preprocessed images of the split (seeded), resized to ``shape`` where
-    the test pipeline left another size (the program takes one size)."""
-    from repmobile_mm.apis.calibration import preprocessed, split_loader
-    images = []
-    for _, inputs, _ in preprocessed(model, split_loader(cfg, split, count), count):
-        image = torch.from_numpy(inputs)
-        if tuple(image.shape[2:]) != tuple(shape):
-            image = F.interpolate(image, size=shape, mode='bilinear', align_corners=False)
-        images.append(image)
-    if not images:
-        raise ExecuTorchError(f'no calibration images: the {split} split is empty')
-    return images
-
-
-def program_shape(cfg, model) -> tuple:
-    """The config's test size; where its test pipeline keeps the images' own size (the
-    digits configs), the first validation image's, else 224x224."""
-    size = test_input_size(cfg, default=None)
-    if size is None:
-        from repmobile_mm.apis.calibration import preprocessed, split_loader
-        try:
-            size = next(preprocessed(model, split_loader(cfg, 'val', 1), 1))[1].shape[2:]
-        except (OSError, StopIteration, AssertionError):  # no validation data here
-            size = DEFAULT_TEST_SIZE
-    return tuple(size)
-
-
-def write_checked(path: str, program: bytes, check, force: bool) -> None:
-    """Write ``program`` beside ``path``, run ``check(partial path)`` on it in
-    ExecuTorch's runtime, and rename it into place only if the check passes."""
-
-    def write(partial):
-        with open(partial, 'wb') as f:
-            f.write(program)
-        check(partial)
-
-    write_atomically(path, write, force)
-
-
 def report_ops(label: str, delegated: dict, outside: dict) -> None:
     print(f'{label}: {sum(delegated.values())} ops delegated to XNNPACK '
           f'({", ".join(f"{n} x{c}" for n, c in sorted(delegated.items()))})')
@@ -114,23 +71,6 @@ def report_ops(label: str, delegated: dict, outside: dict) -> None:
               f'kernels: {", ".join(f"{n} x{c}" for n, c in sorted(outside.items()))}')
     else:
         print(f'{label}: no op left outside XNNPACK')
-
-
-def evaluate_program(cfg, model, runner, shape) -> dict:
-    """The config's validation metric with the program computing the logits, one
-    image per call (the program's batch)."""
-    from repmobile_mm.apis.calibration import evaluate
-
-    def logits(inputs):
-        outputs = []
-        for image in torch.from_numpy(inputs).split(1):
-            if tuple(image.shape[2:]) != tuple(shape):
-                raise ExecuTorchError(f'a validation image is {tuple(image.shape[2:])}, the '
-                                      f'program takes {tuple(shape)}: export at that --shape')
-            outputs.append(runner(image)[0])
-        return torch.cat(outputs)
-
-    return {k: float(v) for k, v in evaluate(cfg, model, logits).items()}
 
 
 def export(args) -> None:
@@ -154,11 +94,7 @@ def export(args) -> None:
         expected = [list(flatten_outputs(net(x))) for x in examples]
 
     def check_fp32(path):
-        runner = ProgramRunner(path)
-        worst = max(max_relative_difference(e, runner(x)) for e, x in zip(expected, examples))
-        if not worst <= FP32_RTOL:
-            raise ExecuTorchError(f'the program differs from PyTorch by {worst:.2e} (relative; '
-                                  f'at most {FP32_RTOL:g} expected)')
+        worst = check_fp32_program(ProgramRunner(path), examples, expected)
         print(f'fp32 program checked in ExecuTorch: {worst:.1e} from PyTorch (relative)')
 
     with tempfile.TemporaryDirectory() as work:
