@@ -126,3 +126,20 @@ def test_with_cp_recomputes_blocks_with_the_same_gradients_and_statistics(family
     # the recomputation does not count the batch twice in the running statistics
     stats = {k: v for k, v in plain.state_dict().items() if 'running' in k or 'num_batches' in k}
     assert stats and all(torch.equal(v, checkpointed.state_dict()[k]) for k, v in stats.items())
+
+
+@pytest.mark.parametrize('cls', [RepMobile, RepViT, RepNeXt])
+def test_docstring_examples_run(cls):
+    """Each backbone's ``Example:`` runs and prints what its docstring says
+    (mmpretrain's backbone docstrings: defaults stated, an example that runs)."""
+    import doctest
+    tests = doctest.DocTestFinder().find(cls, cls.__name__, globs={})
+    examples = [test for test in tests if test.examples]
+    assert len(examples) == 1 and len(examples[0].examples) >= 3
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    for test in examples:
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
+    module = __import__(cls.__module__, fromlist=['_'])
+    assert 'Defaults to' in cls.__doc__ and ('arXiv' in module.__doc__
+                                            or 'no paper identifier' in module.__doc__)

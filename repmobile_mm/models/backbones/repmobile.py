@@ -1,5 +1,9 @@
 """RepMobile backbone with an exact, directly buildable deploy form.
 
+RepMobile: the published release of zhanghao5201 (code and ImageNet-1K weights, shared
+as Google Drive links; shared/specs/repmobile.md records its architecture, figures and
+keys). Its publishers state no paper identifier or license with the release.
+
 Parameter names follow the published checkpoints (``stem.*``, ``layer0.*`` ..
 ``layer3.*``), so published weights load with ``strict=True``.
 """
@@ -243,9 +247,25 @@ class RepMobile(RepBackbone):
     Args:
         arch (str | dict): 'S', 'M', 'L' (any case), or a dict with ``dims`` (four
             stage widths, each twice the previous) and ``blocks`` (four depths).
-        out_indices, frozen_stages, norm_eval, norm_cfg, with_cp, deploy,
-        in_channels: as in :class:`.RepBackbone` (the stem is ``stem``, the
-            stages ``layer0`` .. ``layer3``).
+            Defaults to 'S'.
+        out_indices (Sequence[int] | int): stages whose outputs are returned (strides
+            4, 8, 16, 32). Defaults to (0, 1, 2, 3).
+        frozen_stages (int): -1 freezes nothing, 0 the stem (``stem``), k the stem and
+            ``layer0`` .. ``layer{k-1}``. Defaults to -1.
+        norm_eval (bool): every BatchNorm in eval mode while training. Defaults to False.
+        norm_cfg (dict, optional): ``dict(type='BN')`` or ``'SyncBN'``. Defaults to BN.
+        with_cp (bool): activation checkpointing per block. Defaults to False.
+        deploy (bool): build the fused form directly. Defaults to False.
+        in_channels (int): channels of the input images. Defaults to 3.
+        init_cfg (dict | list, optional): Kaiming convolutions, unit BatchNorms.
+
+    Example:
+        >>> import torch
+        >>> from repmobile_mm.models import RepMobile
+        >>> model = RepMobile('S').eval()
+        >>> [tuple(out.shape) for out in model(torch.rand(1, 3, 64, 64))]
+        [(1, 64, 16, 16), (1, 128, 8, 8), (1, 256, 4, 4), (1, 512, 2, 2)]
+        >>> model.switch_to_deploy()  # fused in place: no BatchNorm, the same outputs
     """
     family = 'RepMobile'
     arch_keys = ('blocks', )

@@ -1,5 +1,9 @@
 """RepNeXt backbone with an exact deploy form more fused than the published one.
 
+RepNeXt: A Fast Multi-Scale CNN using Structural Reparameterization (Zhao, Luo and
+Ouyang, arXiv:2406.16004); published code and weights: https://github.com/suous/RepNeXt
+(Apache-2.0).
+
 Parameter names follow the published checkpoints (``stem.stem.*``, ``stages.i.*``),
 so published weights load with ``strict=True``. The published fuse makes each
 RepDWConvS / RepDWConvM one depthwise conv and each ConvNorm one conv; ours also
@@ -281,13 +285,27 @@ class RepNeXt(RepBackbone):
 
     Args:
         arch (str | dict): 'm0' .. 'm5' (any case), or ``dict(dims=..., depths=...)``
-            (four stage widths, each twice the previous and a multiple of 4; four
-            depths).
+            (four stage widths, each twice the previous, the first a multiple of 8;
+            four depths). Defaults to 'm1'.
+        out_indices (Sequence[int] | int): stages whose outputs are returned (strides
+            4, 8, 16, 32). Defaults to (0, 1, 2, 3).
+        frozen_stages (int): -1 freezes nothing, 0 the stem (``stem``), k the stem and
+            ``stages.0`` .. ``stages.{k-1}``. Defaults to -1.
+        norm_eval (bool): every BatchNorm in eval mode while training. Defaults to False.
+        norm_cfg (dict, optional): ``dict(type='BN')`` or ``'SyncBN'``. Defaults to BN.
+        with_cp (bool): activation checkpointing per block. Defaults to False.
         drop_path_rate (float): stochastic depth of the blocks, rising linearly to
-            this value over the blocks.
-        out_indices, frozen_stages, norm_eval, norm_cfg, with_cp, deploy,
-        in_channels: as in :class:`.RepBackbone` (the stem is ``stem``, the stages
-        ``stages.0`` .. ``stages.3``).
+            this value over the blocks. Defaults to 0.
+        deploy (bool): build the fused form directly. Defaults to False.
+        in_channels (int): channels of the input images. Defaults to 3.
+        init_cfg (dict | list, optional): initialization config. Defaults to None.
+
+    Example:
+        >>> import torch
+        >>> from repmobile_mm.models import RepNeXt
+        >>> model = RepNeXt('m1', out_indices=(1, 3)).eval()
+        >>> [tuple(out.shape) for out in model(torch.rand(1, 3, 64, 64))]
+        [(1, 96, 8, 8), (1, 384, 2, 2)]
     """
     family = 'RepNeXt'
     arch_keys = ('depths', )

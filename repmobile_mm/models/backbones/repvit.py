@@ -1,5 +1,9 @@
 """RepViT backbone, both published releases, with an exact deploy form.
 
+RepViT: Revisiting Mobile CNN From ViT Perspective (Wang et al., CVPR 2024,
+arXiv:2307.09283); published code and weights: https://github.com/THU-MIG/RepViT
+(Apache-2.0).
+
 Parameter names follow the published checkpoints (``features.N.*``; N = 0 is the
 patch embedding, then one entry per block), so published weights of either release
 load with ``strict=True``. The deploy form is the published ``replace_batchnorm``
@@ -133,17 +137,33 @@ class RepViT(RepBackbone):
             Or a dict: ``dims`` (four stage widths), ``se`` (four strings of '0'/'1',
             one flag per block, whose lengths are the stage depths; the first block
             of stages 1-3 is the stride-2 one) and optionally ``first_release``.
+            Defaults to 'm0_9'.
         out_indices (Sequence[int] | int): stages whose last block's output is
-            returned (strides 4, 8, 16, 32).
+            returned (strides 4, 8, 16, 32). Defaults to (0, 1, 2, 3).
         out_feature_indices (Sequence[int], optional): indices into ``features``
             (0 = the patch embedding, then one per block, as the published
             detection configs count) whose outputs are returned instead of the
             stage ends: the published Mask R-CNN taps, e.g. ``(2, 6, 20, 24)`` for
-            m1_1. Must be increasing.
+            m1_1. Must be increasing. Defaults to None (the stage ends).
         drop_path_rate (float): stochastic depth of the channel mixers, rising
-            linearly to this value over the blocks.
-        frozen_stages, norm_eval, norm_cfg, with_cp, deploy, in_channels: as in
-            :class:`.RepBackbone` (the stem is ``features.0``).
+            linearly to this value over the blocks. Defaults to 0.
+        frozen_stages (int): -1 freezes nothing, 0 the stem (``features.0``), k the
+            stem and stages 0 .. k-1. Defaults to -1.
+        norm_eval (bool): every BatchNorm in eval mode while training. Defaults to False.
+        norm_cfg (dict, optional): ``dict(type='BN')`` or ``'SyncBN'``. Defaults to BN.
+        with_cp (bool): activation checkpointing per block. Defaults to False.
+        deploy (bool): build the fused form directly. Defaults to False.
+        in_channels (int): channels of the input images. Defaults to 3.
+        init_cfg (dict | list, optional): initialization config. Defaults to None.
+
+    Example:
+        >>> import torch
+        >>> from repmobile_mm.models import RepViT
+        >>> model = RepViT('m0_9').eval()
+        >>> [tuple(out.shape) for out in model(torch.rand(1, 3, 64, 64))]
+        [(1, 48, 16, 16), (1, 96, 8, 8), (1, 192, 4, 4), (1, 384, 2, 2)]
+        >>> model.stage_ends  # the ``features`` index each stage ends at
+        [3, 7, 23, 26]
     """
     family = 'RepViT'
     arch_keys = ('se', )
