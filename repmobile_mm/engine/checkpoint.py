@@ -46,8 +46,12 @@ def read_checkpoint(path: str):
         raise CheckpointNotFoundError(f'checkpoint not found: {path}')
     if not os.path.isfile(path):
         raise CheckpointError(f'checkpoint is not a file: {path}')
+    # only the globals not allowed yet: leaving the context removes what it added,
+    # which must not take away what a tool allowed for the whole process
+    allowed = set(torch.serialization.get_safe_globals())
+    missing = [g for g in mmengine_checkpoint_globals() if g not in allowed]
     try:
-        with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
+        with torch.serialization.safe_globals(missing):
             return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
         unsafe = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(err))
