@@ -40,6 +40,15 @@ def run_in_process(monkeypatch, script, *args):
             raise
 
 
+def python_output(code, *args, timeout=120):
+    """The stdout of ``python -c CODE ARGS`` in a fresh interpreter (for what a process
+    does at import or to process-wide state); a failing run fails the test."""
+    result = subprocess.run([sys.executable, '-c', code, *args], capture_output=True,
+                            text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
 def check_tool(*args, timeout=900, env=None):
     result = run_tool(*args, timeout=timeout, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -5,15 +5,13 @@ import os
 import os.path as osp
 import random
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from repmobile_mm.engine.checkpoint import read_checkpoint, save_atomically, write_atomically
 from repmobile_mm.errors import CheckpointError, OutputExistsError
-from tests.helpers import ROOT, run_tool
+from tests.helpers import ROOT, python_output, run_tool
 
 DIGITS = osp.join(ROOT, 'classification/configs/repvit/repvit-m0.9_1xb64_digits.py')
 
@@ -157,7 +155,4 @@ def test_read_checkpoint_leaves_the_process_allow_list_as_it_found_it(tmp_path):
         'read_checkpoint(sys.argv[1])\n'
         'torch.load(sys.argv[1], weights_only=True)  # still allowed process-wide\n'
         'print("loaded")\n')
-    out = subprocess.run([sys.executable, '-c', code, path], capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ['True', 'loaded']
+    assert python_output(code, path).split() == ['True', 'loaded']

@@ -1,13 +1,10 @@
-import subprocess
-import sys
-
 import pytest
 import torch
 
 import repmobile_mm.integrations.mmpretrain  # noqa: F401  (the heads; the rest at import)
 from repmobile_mm.models import RepMobile, RepViT, fused_copy
 from repmobile_mm.utils import randomize_batchnorm
-from tests.helpers import assert_close_to_max
+from tests.helpers import assert_close_to_max, python_output
 
 TINY = dict(dims=(16, 32, 64, 128), blocks=(1, 2, 2, 1))
 TINY_REPVIT = dict(dims=(16, 32, 64, 128), se=('10', '01', '010', '01'))
@@ -24,10 +21,7 @@ def test_models_import_needs_no_mm_task_library():
         'from repmobile_mm.models import RepMobile, RepViT\n'
         "print(len(RepMobile('S', deploy=True)(torch.zeros(1, 3, 64, 64))),\n"
         "      len(RepViT('m0_9', deploy=True)(torch.zeros(1, 3, 64, 64))))\n")
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == '4 4'
+    assert python_output(code).strip() == '4 4'
 
 
 def test_import_is_quiet():
@@ -44,10 +38,7 @@ def test_import_is_quiet():
         'print(warnings.filters == filters, torch.serialization.get_safe_globals() == safe)\n'
         "print(mmengine.registry.MODELS.get('RepNeXt') is repmobile_mm.RepNeXt,\n"
         "      'repnext_m3' in timm.list_models('repnext*'))\n")
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split('\n')[:3] == ['[]', 'True True', 'True True']
+    assert python_output(code).split('\n')[:3] == ['[]', 'True True', 'True True']
 
 
 @pytest.mark.parametrize('scope', ['mmpretrain', 'mmdet', 'mmseg'])
