@@ -1,6 +1,6 @@
-"""What the deployment tools export: a config's fused model as a plain forward.
-
-Shared by tools/deployment/pytorch2onnx.py, pytorch2coreml.py and quantize_onnx.py.
+"""What every export shares, and ONNX: a config's fused model, the normalization an
+image input builds in, ONNX export, onnxruntime sessions and their check against
+PyTorch (what to export is the task's: ``tasks.Task.export_net``).
 """
 from typing import Optional, Sequence, Tuple
 

@@ -11,8 +11,8 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from torch import nn
 
-from ..errors import CheckpointError, CheckpointFormError
 from ..engine.checkpoint import read_checkpoint
+from ..errors import CheckpointError, CheckpointFormError
 from ..models.utils.fuse import FUSE_METHODS
 from .config_checks import check_backbone_outputs, explained_registry_errors
 from .tasks import Task, task_of
