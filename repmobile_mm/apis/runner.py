@@ -1,4 +1,5 @@
-"""What tools/train.py and tools/test.py share: config loading and CLI merging.
+"""Training and testing from a config: loading, CLI merging, :func:`train` and
+:func:`evaluate` (tools/train.py and tools/test.py are their command lines).
 
 The config's ``default_scope`` (mmpretrain, mmdet or mmseg) decides the library;
 mmengine imports that library's modules when the runner builds them.
@@ -13,6 +14,7 @@ from mmengine.config import Config, DictAction
 
 from ..errors import ConfigError, DeviceError
 from .tasks import task_of
+
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Load a config with a clear error for a missing file or an unknown override key."""
@@ -123,3 +125,72 @@ def enable_amp(cfg: Config) -> None:
     wrapper.type = amp_types[current]
     wrapper.setdefault('loss_scale', 'dynamic')
 
+
+
+def name_run(cfg: Config, name: str) -> None:
+    """Give a run its own mmengine logger, message hub and visualizer.
+
+    mmengine keys them by name: by default the config's file name and the second the
+    run starts, and mmdet's and mmseg's configs name every visualizer ``'visualizer'``,
+    so a second run in one process would log, count and draw into the first one's.
+    """
+    cfg.experiment_name = name
+    if isinstance(cfg.get('visualizer'), dict):
+        cfg.visualizer.name = name
+
+
+def train(cfg: Config, validate: bool = True, resume: Optional[str] = None,
+          amp: bool = False, auto_scale_lr: bool = False):
+    """Train the model of ``cfg`` into ``cfg.work_dir``; returns the runner.
+
+    ``resume``: a checkpoint, or ``'auto'`` for the latest one in the work dir.
+    """
+    from .config_checks import check_data_roots, explained_registry_errors
+    from ..engine.checkpoint import read_checkpoint
+    if not validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if amp:
+        enable_amp(cfg)
+    if resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif resume is not None:
+        read_checkpoint(resume)  # a missing, broken or unsafe file: one line, now
+        cfg.resume, cfg.load_from = True, resume
+    if auto_scale_lr:
+        cfg.auto_scale_lr.enable = True
+    apply_library_dataloader_defaults(cfg)
+    check_data_roots(cfg, ['train_dataloader'] + (['val_dataloader'] if cfg.get('val_cfg')
+                                                  is not None else []))
+    runner = build_runner(cfg)
+    with explained_registry_errors(cfg):  # datasets, transforms and hooks build here
+        runner.train()
+    return runner
+
+
+def evaluate(cfg: Config, checkpoint: str, dump: Optional[str] = None,
+             amp: bool = False) -> dict:
+    """Score ``checkpoint`` on the test split of ``cfg``; returns the metrics as floats.
+
+    The checkpoint is loaded strictly, unlike the runner's own loading: a checkpoint of
+    another model fails with the differing keys named instead of scoring at chance level.
+    ``dump``: also write every image's prediction to this pickle (mmengine's DumpResults).
+    """
+    from .config_checks import check_data_roots, explained_registry_errors
+    from .model_io import load_weights, read_state_dict
+    from ..engine.distributed import bare_model
+    if dump and not dump.endswith(('.pkl', '.pickle')):
+        raise ConfigError(f'--dump writes a pickle: name it .pkl, not {dump}')
+    state_dict = read_state_dict(checkpoint)
+    if amp:
+        cfg.test_cfg.fp16 = True
+    apply_library_dataloader_defaults(cfg)
+    if dump:
+        evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [
+            cfg.test_evaluator]
+        cfg.test_evaluator = [*evaluators, dict(type='DumpResults', out_file_path=dump)]
+    runner = build_runner(cfg)
+    load_weights(bare_model(runner), state_dict, checkpoint, cfg.filename)
+    check_data_roots(cfg, ['test_dataloader'])
+    with explained_registry_errors(cfg):  # datasets, transforms and metrics build here
+        metrics = runner.test()
+    return {key: float(value) for key, value in metrics.items()}

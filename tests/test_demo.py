@@ -1,0 +1,73 @@
+"""The demo's stages (repmobile_mm.apis.demo) on tiny settings, so that a change that
+breaks a journey fails the suite without running the whole demo."""
+import dataclasses
+import json
+import os.path as osp
+from functools import partial
+
+import pytest
+
+from repmobile_mm.apis import demo
+from repmobile_mm.errors import ConfigError, ExportError
+
+from .helpers import make_folder_dataset
+
+
+def tiny_options(data):
+    return {'train_dataloader.dataset.data_root': data,
+            'val_dataloader.dataset.data_root': data,
+            'test_dataloader.dataset.data_root': data,
+            'train_dataloader.batch_size': 6, 'train_cfg.max_epochs': 1,
+            'model.head.num_classes': 3, 'data_preprocessor.num_classes': 3}
+
+
+def tiny_journey(data, make_data):
+    return dataclasses.replace(demo.JOURNEYS['classification'], data_root=data,
+                               make_data=make_data, images=osp.join(data, 'val/*/*.png'))
+
+
+def test_a_journey_runs_every_stage_and_compares_both_forms(tmp_path, capsys):
+    data, work_dir = str(tmp_path / 'data'), str(tmp_path / 'work' / 'digits')
+    picture = str(tmp_path / 'work' / 'digits.png')
+    lines = demo.run_journey(tiny_journey(data, partial(make_folder_dataset, data)), work_dir,
+                             picture, tiny_options(data))
+
+    console = capsys.readouterr().out
+    for name in ('data', 'train', 'fuse', 'test (training)', 'test (fused)',
+                 'picture (inferencer)'):
+        assert f'  {name:<24} done in' in console, console
+    # each stage's output went to its log, not to the console
+    with open(osp.join(work_dir, 'train.log')) as f:
+        assert 'Epoch(train) [1][2/2]' in f.read()
+    assert 'Epoch(train)' not in console
+    with open(osp.join(work_dir, 'fuse.log')) as f:
+        assert 'the outputs differ by at most' in f.read()
+    assert osp.getsize(picture) > 0
+    scores = []
+    for form in ('training', 'fused'):
+        with open(osp.join(work_dir, f'test_{form}.json')) as f:
+            scores.append(json.load(f))
+    assert scores[0] == scores[1] and 'accuracy/top1' in scores[0]
+    rows = {line.split()[0]: line.split() for line in lines[3:]}
+    assert set(rows) == {'training', 'fused'}
+    assert float(rows['training'][1]) == pytest.approx(scores[0]['accuracy/top1'], abs=1e-3)
+    assert rows['training'][1] == rows['fused'][1]
+
+
+def test_a_failing_stage_shows_the_end_of_its_log(tmp_path, capsys):
+    data = str(tmp_path / 'data')
+    journey = tiny_journey(data, lambda: print('wrote nothing'))  # the data stage fails to
+    with pytest.raises(ConfigError, match='data_root'):
+        demo.run_journey(journey, str(tmp_path / 'work'), str(tmp_path / 'work.png'),
+                         tiny_options(data))
+    console = capsys.readouterr().out
+    assert f"train failed; full output: {tmp_path / 'work' / 'train.log'}" in console
+
+
+def test_backbone_table_checks_and_times_both_forms(monkeypatch, capsys):
+    rows = demo.backbone_table(['RepMobile-S'], rounds=1)
+    assert len(rows) == 3 and rows[2].split()[0] == 'RepMobile-S'
+    assert capsys.readouterr().out.rstrip().endswith(rows[2])
+    monkeypatch.setattr(demo, 'max_relative_difference', lambda model, dtype: 1e-6)
+    with pytest.raises(ExportError, match='differs from the training form by 1.00e-06'):
+        demo.backbone_table(['RepMobile-S'], rounds=1)
