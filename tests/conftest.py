@@ -1,4 +1,4 @@
-import os
+import json
 import os.path as osp
 
 import numpy as np
@@ -11,34 +11,21 @@ from repmobile_mm.engine.checkpoint import allow_mmengine_checkpoint_globals
 # resumed runners): allow those globals here, as the tools do.
 allow_mmengine_checkpoint_globals()
 
-REFERENCE_DIR = osp.join(osp.dirname(__file__), '..', '..', 'shared', 'reference')
-
-
-def require_reference_dir():
-    """Skip without the published outputs (the shared/ folder beside the checkout),
-    except in CI (``.ci/run`` sets ``CI``), where their absence fails the test."""
-    if osp.isdir(REFERENCE_DIR):
-        return
-    message = (f'reference fixtures not found at {osp.abspath(REFERENCE_DIR)} '
-               '(the shared/ folder beside the checkout)')
-    if os.environ.get('CI'):
-        pytest.fail(message + ': CI checks against them', pytrace=False)
-    pytest.skip(message)
+# What the published implementations computed on tiny models with random weights, kept
+# in the repository (tests/data/make_reference_data.py says how it was derived).
+REFERENCE_DIR = osp.join(osp.dirname(__file__), 'data', 'reference')
 
 
 @pytest.fixture(scope='session')
 def reference():
     """Load a published-implementation fixture: state dict, inputs, outputs, features."""
-    require_reference_dir()
 
     def load(name):
-        data = np.load(osp.join(REFERENCE_DIR, f'{name}.npz'))
-        state_dict = {
-            k[len('state_dict/'):]: torch.from_numpy(data[k])
-            for k in data.files if k.startswith('state_dict/')
-        }
-        arrays = {k: torch.from_numpy(data[k]) for k in data.files
-                  if not k.startswith('state_dict/')}
+        with np.load(osp.join(REFERENCE_DIR, f'{name}.npz')) as data:
+            state_dict = {k[len('state_dict/'):]: torch.from_numpy(data[k])
+                          for k in data.files if k.startswith('state_dict/')}
+            arrays = {k: torch.from_numpy(data[k]) for k in data.files
+                      if not k.startswith('state_dict/')}
         return state_dict, arrays
 
     return load
@@ -46,12 +33,11 @@ def reference():
 
 @pytest.fixture(scope='session')
 def reference_keys():
-    require_reference_dir()
+    """Key and shape of every state dict entry of a full-size published variant."""
+    with open(osp.join(REFERENCE_DIR, 'keys.json')) as f:
+        variants = json.load(f)
 
     def load(name):
-        with open(osp.join(REFERENCE_DIR, f'{name}.keys.txt')) as f:
-            rows = [line.rstrip('\n').split('\t') for line in f if line.strip()]
-        return {key: tuple(int(d) for d in shape.strip('()').split(',') if d.strip())
-                for key, shape in rows}
+        return {key: tuple(shape) for key, shape in variants[name].items()}
 
     return load

@@ -1,8 +1,13 @@
+import json
+import os
 import os.path as osp
 
+import numpy as np
 import pytest
 
 import repmobile_mm
+
+from .helpers import run_in_process
 
 PACKAGE = osp.dirname(repmobile_mm.__file__)
 
@@ -16,12 +21,24 @@ def test_mim_extension_ships_tools_and_configs():
                                'repmobile-s_4xb256-300e_in1k.py'))
 
 
-def test_missing_reference_fixtures_fail_in_ci_and_skip_elsewhere(monkeypatch, tmp_path):
-    import tests.conftest as conftest
-    monkeypatch.setattr(conftest, 'REFERENCE_DIR', str(tmp_path / 'absent'))
-    monkeypatch.setenv('CI', 'true')
-    with pytest.raises(pytest.fail.Exception, match='CI checks against them'):
-        conftest.require_reference_dir()
-    monkeypatch.delenv('CI')
-    with pytest.raises(pytest.skip.Exception, match='reference fixtures not found'):
-        conftest.require_reference_dir()
+def test_reference_data_is_what_its_script_derives(monkeypatch, tmp_path):
+    """tests/data/reference is what make_reference_data.py derives from the published
+    implementations' outputs (checked where those are beside the checkout)."""
+    from tests.conftest import REFERENCE_DIR
+    source = osp.join(osp.dirname(PACKAGE), '..', 'shared', 'reference')
+    if not osp.isdir(source):
+        pytest.skip(f'the published outputs are not beside this checkout ({source})')
+    run_in_process(monkeypatch, 'tests/data/make_reference_data.py', '--src', source,
+                   '--out', str(tmp_path))
+    names = sorted(os.listdir(REFERENCE_DIR))
+    assert names == sorted(os.listdir(tmp_path)) and len(names) == 7
+    for name in names:
+        kept, derived = osp.join(REFERENCE_DIR, name), str(tmp_path / name)
+        if name.endswith('.npz'):
+            with np.load(kept) as a, np.load(derived) as b:
+                assert sorted(a.files) == sorted(b.files) and len(a.files) > 100
+                for key in a.files:
+                    assert a[key].dtype == b[key].dtype and np.array_equal(a[key], b[key]), key
+        else:
+            with open(kept) as a, open(derived) as b:
+                assert json.load(a) == json.load(b)

@@ -13,7 +13,7 @@ from repmobile_mm.utils import count_params, randomize_batchnorm
 from tests.conftest import REFERENCE_DIR
 from tests.helpers import assert_close_to_max
 
-# the fixture's table (shared/reference/README.md)
+# the fixture's table (tests/data/README.md; its source, shared/reference/README.md)
 TINY = dict(dims=(16, 32, 64, 128), depths=(1, 1, 2, 1))
 ARCHS = sorted(RepNeXt.arch_settings)
 # sizes whose stride-2 borders differ: even, odd, and maps down to 1x1 at stride 32
