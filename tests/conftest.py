@@ -41,3 +41,23 @@ def reference_keys():
         return {key: tuple(shape) for key, shape in variants[name].items()}
 
     return load
+
+
+@pytest.fixture(scope='session')
+def shapes_data(tmp_path_factory):
+    """A tiny generated COCO-format shapes set (4 training, 2 validation images), made
+    once per session; tests read it and write elsewhere. Ends with a slash, as the
+    configs' data roots do."""
+    from repmobile_mm.apis.data import make_shapes
+    data = str(tmp_path_factory.mktemp('data') / 'shapes') + '/'
+    make_shapes(data, num_train=4, num_val=2, seed=1)
+    return data
+
+
+@pytest.fixture(scope='session')
+def scenes_data(tmp_path_factory):
+    """A tiny generated ADE20K-layout scenes set (4 training, 2 validation images)."""
+    from repmobile_mm.apis.data import make_scenes
+    data = str(tmp_path_factory.mktemp('data') / 'scenes')
+    make_scenes(data, num_train=4, num_val=2, seed=1)
+    return data

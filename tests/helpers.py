@@ -1,9 +1,13 @@
 """Assertions, tool runners and tiny data shared by the tests."""
+import contextlib
+import io
 import os
 import os.path as osp
 import runpy
 import subprocess
 import sys
+import traceback
+import warnings
 
 import numpy as np
 import torch
@@ -12,10 +16,17 @@ from PIL import Image
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def run_tool(*args, timeout=900, env=None):
-    """Run a repository tool as a user would, from the repository root (``.sh`` tools
-    with bash and this interpreter as ``PYTHON``); a tool still running after
+def run_tool(*args, timeout=900, env=None, process=False):
+    """Run a repository tool as ``python TOOL ARGS`` from the repository root would, and
+    return what it printed and its exit status (a ``CompletedProcess``).
+
+    Python tools run in this process (:func:`run_tool_here`: no interpreter and library
+    start-up, seconds saved per run) unless ``process`` or an ``env`` is given; shell
+    tools (``.sh``, with bash and this interpreter as ``PYTHON``) and ``process=True`` runs
+    are real processes, for what only a process shows; one still running after
     ``timeout`` seconds fails the test (subprocess.TimeoutExpired)."""
+    if args[0].endswith('.py') and env is None and not process:
+        return run_tool_here(*args)
     if args[0].endswith('.sh'):
         command = ['bash', *args]
         env = dict(os.environ if env is None else env, PYTHON=sys.executable,
@@ -24,6 +35,50 @@ def run_tool(*args, timeout=900, env=None):
         command = [sys.executable, '-W', 'ignore', *args]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env=env)
+
+
+def run_tool_here(script, *args):
+    """``python -W ignore SCRIPT ARGS`` in this process: stdout and stderr captured, the
+    exit status as the interpreter would give it (``sys.exit(message)``: the message on
+    stderr and 1; an exception: its traceback and 1), warnings ignored, and the working
+    directory, ``sys.argv`` and torch's thread count restored afterwards. mmengine's
+    loggers, message hubs and visualizers made by the run are dropped after it, so that
+    a later run of the same config in the same second starts afresh (mmengine names
+    them after the config and the second)."""
+    from mmengine.logging import MessageHub, MMLogger
+    from mmengine.visualization import Visualizer
+    registries = (MMLogger, MessageHub, Visualizer)
+    before = {cls: set(cls._instance_dict) for cls in registries}
+    stdout, stderr, code = io.StringIO(), io.StringIO(), 0
+    cwd, argv, threads = os.getcwd(), sys.argv, torch.get_num_threads()
+    try:
+        os.chdir(ROOT)
+        sys.argv = [script, *args]
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), \
+                warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            try:
+                runpy.run_path(osp.join(ROOT, script), run_name='__main__')
+            except SystemExit as exit_:
+                if isinstance(exit_.code, str):
+                    print(exit_.code, file=sys.stderr)
+                code = exit_.code if isinstance(exit_.code, int) else int(
+                    exit_.code is not None)
+            except Exception:
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.chdir(cwd)
+        sys.argv = argv
+        torch.set_num_threads(threads)
+        for cls in registries:
+            for name in set(cls._instance_dict) - before[cls]:
+                instance = cls._instance_dict.pop(name)
+                for handler in getattr(instance, 'handlers', [])[:]:
+                    handler.close()
+                    instance.removeHandler(handler)
+    return subprocess.CompletedProcess([script, *args], code, stdout.getvalue(),
+                                       stderr.getvalue())
 
 
 def run_in_process(monkeypatch, script, *args):
@@ -75,6 +130,18 @@ def training_twin(deploy_config):
     return deploy_config.replace('/deploy/', '/').replace('-deploy_', '_')
 
 
+def assert_twin_loads_fused_training_model(deploy_model, deploy_config):
+    """The training twin of ``deploy_config``, built and fused as
+    tools/reparameterize_model.py fuses it, loads strictly into ``deploy_model`` (the
+    tool's own writing and reading are tested on the small configs and the twins of
+    tests/test_deploy_twins.py)."""
+    from repmobile_mm.apis.model_io import build_model
+    from repmobile_mm.apis.runner import load_config
+    from repmobile_mm.models import reparameterize_model
+    training = build_model(load_config(training_twin(deploy_config))).eval()
+    deploy_model.load_state_dict(reparameterize_model(training).state_dict(), strict=True)
+
+
 def trained_and_fused(config, deploy_config, run):
     """``(form, config, checkpoint)`` of a training run's checkpoint (``run``: the
     fixture's ``tmp``, ``checkpoint`` and ``options``) and of the fused checkpoint that
@@ -83,6 +150,16 @@ def trained_and_fused(config, deploy_config, run):
     check_tool('tools/reparameterize_model.py', config, run['checkpoint'], fused,
                *run['options'])
     return [('training', config, run['checkpoint']), ('fused', deploy_config, fused)]
+
+
+def check_picture(deploy_config, fused, images, picture, options=(), count=2):
+    """tools/analysis_tools/draw_predictions.py on a fused checkpoint: one PNG with
+    ``count`` panels side by side."""
+    result = check_tool('tools/analysis_tools/draw_predictions.py', deploy_config, fused,
+                        picture, '--images', images, '--count', str(count), *options)
+    assert f'wrote {picture} ({count} images)' in result.stdout
+    with Image.open(picture) as png:
+        assert png.format == 'PNG' and png.width > count * 100 and png.height > 100
 
 
 def fuse_with_tool(config, model, folder, monkeypatch):

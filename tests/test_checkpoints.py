@@ -95,7 +95,8 @@ def test_writes_are_atomic_and_keep_existing_files(tmp_path):
         write_atomically(path, interrupted)
     assert os.listdir(tmp_path) == []  # neither the file nor its temporary part
     save_atomically({'a': torch.ones(2)}, path)
-    with pytest.raises(OutputExistsError, match='exists: choose another output path, or pass --force'):
+    with pytest.raises(OutputExistsError,
+                       match='exists: choose another output path, or pass --force'):
         save_atomically({'a': torch.zeros(2)}, path)
     assert torch.equal(read_checkpoint(path)['a'], torch.ones(2))
     save_atomically({'a': torch.zeros(2)}, path, force=True)

@@ -14,8 +14,8 @@ from PIL import Image
 import repmobile_mm  # noqa: F401
 from repmobile_mm.apis.model_io import build_model, read_state_dict
 from repmobile_mm.apis.runner import load_config
-from tests.helpers import (ROOT, assert_close_to_max, check_tool, fuse_with_tool,
-                           make_folder_dataset, paired, run_tool, trained_and_fused,
+from tests.helpers import (ROOT, assert_close_to_max, assert_twin_loads_fused_training_model,
+                           check_tool, make_folder_dataset, paired, run_tool, trained_and_fused,
                            training_twin)
 
 CONFIG_DIR = osp.join(ROOT, 'classification/configs')
@@ -52,7 +52,7 @@ def test_every_variant_has_its_configs(family, variant):
 
 
 @pytest.mark.parametrize('path', FAMILY_CONFIGS, ids=lambda p: osp.relpath(p, CONFIG_DIR))
-def test_every_config_loads_and_builds(path, tmp_path, monkeypatch):
+def test_every_config_loads_and_builds(path):
     cfg = load_config(path)
     assert cfg.default_scope == 'mmpretrain'
     assert cfg.custom_imports.imports == ['repmobile_mm.integrations.mmpretrain']
@@ -67,11 +67,19 @@ def test_every_config_loads_and_builds(path, tmp_path, monkeypatch):
         assert model.teacher_cfg is not None and model.teacher is None
         assert model.head.distillation
     if '/deploy/' in path:  # the fuse tool's output loads strictly into the deploy twin
-        training_path = training_twin(path)
-        assert training_path in FAMILY_CONFIGS  # every deploy config twins a training one
-        training = build_model(load_config(training_path))
-        fused = fuse_with_tool(training_path, training, tmp_path, monkeypatch)
-        model.load_state_dict(read_state_dict(fused), strict=True)
+        assert training_twin(path) in FAMILY_CONFIGS  # every deploy config twins a training one
+        assert_twin_loads_fused_training_model(model, path)
+
+
+def test_each_family_has_in1k_configs_each_with_its_deploy_twin():
+    """The lists the config tests run over are not empty, and every training config
+    has its deploy twin (and every twin its training config)."""
+    for family in ('repmobile', 'repvit', 'repnext'):
+        configs = [p for p in FAMILY_CONFIGS if f'/configs/{family}/' in p]
+        training = sorted(p for p in configs if '/deploy/' not in p)
+        deploy = sorted(training_twin(p) for p in configs if '/deploy/' in p)
+        assert any('in1k' in osp.basename(p) for p in training), family
+        assert training == deploy, family
 
 
 @pytest.mark.parametrize('family', ['repvit', 'repnext'])
@@ -321,8 +329,8 @@ def test_converter_reproduces_published_logits(reference, tmp_path, name):
         f"a repmobile-*{config.rsplit('repmobile-s', 1)[1]} config with a custom arch "
         '(last stage width 128)'), result.stdout
     cfg = load_config(config, {'model.backbone.arch': TINY_ARCH,
-                                  'model.neck.in_channels': 128,
-                                  'model.head.num_classes': 10})
+                               'model.neck.in_channels': 128,
+                               'model.head.num_classes': 10})
     model = build_model(cfg).eval()
     model.load_state_dict(read_state_dict(converted), strict=True)
     for i in range(2):
@@ -387,6 +395,7 @@ def test_converter_reproduces_published_repnext_logits(reference, tmp_path):
 ])
 def test_converter_reproduces_timm_repvit_logits(tmp_path, timm_name, config):
     import timm
+
     from repmobile_mm.utils import randomize_batchnorm
     source = randomize_batchnorm(timm.create_model(timm_name), seed=3).eval()
     weights = str(tmp_path / 'timm.pth')
@@ -405,6 +414,7 @@ def test_converter_reproduces_timm_repvit_logits(tmp_path, timm_name, config):
 def test_ema_hook_evaluates_and_saves_the_raw_model():
     """RawEvalEMAHook keeps the average beside the model, as the published recipe does."""
     from types import SimpleNamespace
+
     from repmobile_mm.engine import RawEvalEMAHook
     model = torch.nn.Linear(3, 2)
     runner = SimpleNamespace(model=model, iter=0, epoch=0, _resume=True)
@@ -505,11 +515,14 @@ def test_bad_input_gets_a_clear_message(args, message):
     assert message in result.stderr
 
 
-def test_unknown_config_key_and_other_architecture(trained):
-    result = run_tool('tools/test.py', DIGITS, trained['checkpoint'], '--cfg-options',
+def test_unknown_config_key_and_other_architecture(tmp_path):
+    checkpoint = str(tmp_path / 'digits.pth')
+    torch.save({'state_dict': build_model(load_config(DIGITS)).state_dict()}, checkpoint)
+    result = run_tool('tools/test.py', DIGITS, checkpoint, '--cfg-options',
                       'modle.head.num_classes=3')
     assert result.returncode != 0 and "unknown config key(s) ['modle']" in result.stderr
-    other = run_tool('tools/test.py', osp.join(CONFIG_DIR, 'repmobile/repmobile-m_4xb256-300e_in1k.py'),
-                     trained['checkpoint'])
+    other = run_tool('tools/test.py',
+                     osp.join(CONFIG_DIR, 'repmobile/repmobile-m_4xb256-300e_in1k.py'),
+                     checkpoint)
     assert other.returncode != 0 and 'Traceback' not in other.stderr
     assert 'does not fit the model of' in other.stderr and 'shape mismatch' in other.stderr

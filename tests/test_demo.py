@@ -9,7 +9,6 @@ import pytest
 
 from repmobile_mm.apis import demo
 from repmobile_mm.errors import ConfigError, ExportError
-
 from .helpers import make_folder_dataset
 
 

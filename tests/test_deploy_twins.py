@@ -7,6 +7,7 @@ import json
 import os.path as osp
 
 import pytest
+import torch
 
 import repmobile_mm  # noqa: F401
 from repmobile_mm.apis.model_io import build_model
@@ -68,6 +69,9 @@ def test_fused_checkpoint_of_the_tool_tests_with_the_deploy_twin(kind, tmp_path,
     for form, path in (('training', training_twin(deploy_path)), ('deploy', deploy_path)):
         configs[form] = str(tmp_path / f'{form}.py')
         on_tiny_data(kind, load_config(path), data).dump(configs[form])
+    # seeded: on random weights a few detections sit at the score and IoU thresholds, where
+    # 1e-6 between the forms can flip one; unseeded, the order the tests ran in chose them
+    torch.manual_seed(3)
     training = randomize_batchnorm(build_model(load_config(configs['training'])), seed=3)
     checkpoints = {'training': osp.join(tmp_path, 'trained.pth'),
                    'deploy': fuse_with_tool(configs['training'], training, str(tmp_path),

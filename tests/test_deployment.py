@@ -74,8 +74,8 @@ def test_benchmark_writes_interleaved_results(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_benchmark_train_step_times_ours_beside_the_published_structure(tmp_path,
-                                                                       monkeypatch):
+def test_benchmark_train_step_times_ours_beside_the_published_structure(
+        tmp_path, monkeypatch):
     out = str(tmp_path / 'train.json')
     run_in_process(monkeypatch, 'tools/analysis_tools/benchmark.py', '--device', 'cpu',
                    '--train-step', '--models', 'repmobile_s', '--batch-size', '2', '--size',
@@ -90,6 +90,7 @@ def test_benchmark_train_step_times_ours_beside_the_published_structure(tmp_path
 
 def test_top1_latency_figure_has_a_line_per_family_and_no_overlapping_labels(tmp_path):
     from repmobile_mm.apis import benchmark_plot as benchmark
+
     # latencies crowded on purpose: every variant of a family within 3 ms of another
     # family's, so labels placed at one fixed offset would collide
     rows = []

@@ -17,7 +17,7 @@ from repmobile_mm.apis.model_io import build_model
 from repmobile_mm.apis.runner import load_config
 from repmobile_mm.models import fused_copy
 from repmobile_mm.utils import randomize_batchnorm
-from tests.helpers import ROOT, assert_close_to_max, make_folder_dataset, run_in_process
+from tests.helpers import ROOT, assert_close_to_max, make_folder_dataset, paired, run_in_process
 
 DIGITS = {family: osp.join(ROOT, f'classification/configs/{family}/{name}_1xb64_digits.py')
           for family, name in (('repmobile', 'repmobile-s'), ('repvit', 'repvit-m0.9'),
@@ -113,8 +113,8 @@ def test_coreml_check_finds_what_the_fusion_should_have_removed(ct):
     net = randomize_batchnorm(nn.Sequential(nn.BatchNorm2d(4), nn.Conv2d(4, 4, 3, padding=1,
                                                                          groups=4))).eval()
     x = torch.randn(1, 4, 8, 8)
-    mlmodel = ct.convert(torch.jit.trace(net, x), inputs=[ct.TensorType(name='input',
-                                                                       shape=x.shape)],
+    mlmodel = ct.convert(torch.jit.trace(net, x),
+                         inputs=[ct.TensorType(name='input', shape=x.shape)],
                          outputs=[ct.TensorType(name='output0')], convert_to='mlprogram',
                          compute_precision=ct.precision.FLOAT32)
     problems = check_converted(mlmodel.get_spec(), {'output0': (1, 4, 8, 8)}, (1, 4, 8, 8))
@@ -164,6 +164,7 @@ def digits_data(tmp_path_factory):
 def test_int8_quantization_of_a_fused_classifier(tmp_path, monkeypatch, digits_data):
     import onnx
     import onnxruntime
+
     from repmobile_mm.apis.calibration import preprocessed, split_loader
     config = DIGITS['repmobile']
     cfg = load_config(config)
@@ -247,13 +248,17 @@ def test_quantize_tool_says_what_is_wrong(tmp_path, monkeypatch, case, message):
 
 SCENES = osp.join(ROOT, 'segmentation/configs/repmobile/'
                   'fpn_repmobile-s_1xb8-1000i_scenes-128x128.py')
+SHAPES = osp.join(ROOT, 'detection/configs/repmobile/'
+                  'mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py')
 
 
 @pytest.mark.slow
-def test_segmentor_onnx_logits_are_right_at_every_size(tmp_path, monkeypatch):
+def test_segmentor_onnx_logits_are_right_at_every_size(tmp_path, monkeypatch, scenes_data):
     """The whole segmentor (what quantize_onnx.py quantizes) at sizes other than the
-    export's: mmseg's Upsample would freeze the export size into the graph."""
+    export's: mmseg's Upsample would freeze the export size into the graph; then
+    quantize_onnx.py on it, evaluated on generated scenes in both precisions."""
     import onnxruntime
+
     from repmobile_mm.apis.tasks import SegLogits
     model = randomize_batchnorm(build_model(load_config(SCENES)), seed=3).eval()
     path, out = str(tmp_path / 'model.pth'), str(tmp_path / 'seg.onnx')
@@ -268,6 +273,48 @@ def test_segmentor_onnx_logits_are_right_at_every_size(tmp_path, monkeypatch):
         got = torch.from_numpy(session.run(None, {'input': x.numpy()})[0])
         assert got.shape == expected.shape == (1, 4) + shape[2:]
         assert_close_to_max(got, expected, 1e-4, f'{shape}')
+
+    int8, results = str(tmp_path / 'seg-int8.onnx'), str(tmp_path / 'seg-int8.json')
+    data = [f'{split}_dataloader.dataset.data_root={scenes_data}' for split in ('train', 'val')]
+    run_main('quantize_onnx', monkeypatch, SCENES, path, int8, '--calib', '4', '--eval',
+             '--latency-rounds', '1', '--out', results, '--cfg-options', *data)
+    with open(results) as f:
+        report = json.load(f)
+    assert set(report) == {'fp32', 'int8'}
+    for form in ('fp32', 'int8'):
+        assert 0 <= report[form]['mIoU'] <= 100 and report[form]['latency_ms'] > 0
+    assert report['int8']['size_mb'] < report['fp32']['size_mb'] / 2
+    x = torch.randn(1, 3, 96, 128)
+    got = onnxruntime.InferenceSession(int8, providers=['CPUExecutionProvider']).run(
+        None, {'input': x.numpy()})[0]
+    assert got.shape == (1, 4, 96, 128)
+
+
+@pytest.mark.slow
+def test_detector_exports_its_backbone_and_the_benchmark_times_it(tmp_path, monkeypatch):
+    """pytorch2onnx.py on a Mask R-CNN: the fused backbone's four maps, right at sizes
+    other than the export's; benchmark.py on the config: the backbone in both forms."""
+    import onnxruntime
+    model = randomize_batchnorm(build_model(load_config(SHAPES)), seed=3).eval()
+    path, out = str(tmp_path / 'model.pth'), str(tmp_path / 'backbone.onnx')
+    torch.save({'state_dict': model.state_dict()}, path)
+    run_main('pytorch2onnx', monkeypatch, SHAPES, path, out)
+    backbone = fused_copy(model).backbone.eval()
+    session = onnxruntime.InferenceSession(out, providers=['CPUExecutionProvider'])
+    for shape in [(1, 3, 64, 96), (2, 3, 45, 37)]:
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            expected = backbone(x)
+        for e, g in paired(expected, session.run(None, {'input': x.numpy()})):
+            assert_close_to_max(torch.from_numpy(g), e, 1e-4, f'{shape}')
+    bench = str(tmp_path / 'bench.json')
+    run_in_process(monkeypatch, 'tools/analysis_tools/benchmark.py', '--device', 'cpu',
+                   '--models', SHAPES, '--batch-size', '0', '--size', '64', '--warmup', '1',
+                   '--rounds', '1', '--latency-calls', '1', '--json', bench)
+    with open(bench) as f:
+        rows = json.load(f)['results']
+    assert [row['model'] for row in rows] == [f'{SHAPES} (train)', f'{SHAPES} (fused)']
+    assert all(row['latency_ms'] > 0 for row in rows)
 
 
 def test_histogram_calibration_images_share_one_size():

@@ -15,8 +15,8 @@ from repmobile_mm.apis.model_io import build_model, read_state_dict
 from repmobile_mm.apis.runner import load_config
 from repmobile_mm.models import RepNeXt, fused_copy
 from repmobile_mm.utils import randomize_batchnorm
-from tests.helpers import (ROOT, check_tool, fuse_with_tool, paired, trained_and_fused,
-                           training_twin)
+from tests.helpers import (ROOT, assert_twin_loads_fused_training_model, check_picture, check_tool,
+                           paired, trained_and_fused, training_twin)
 
 CONFIG_DIR = osp.join(ROOT, 'detection/configs')
 SHAPES = osp.join(CONFIG_DIR, 'repmobile/mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py')
@@ -32,7 +32,7 @@ REPVIT_TAPS = {'m1.1': (2, 6, 20, 24), 'm1.5': (4, 10, 36, 42), 'm2.3': (6, 14, 
 
 
 @pytest.mark.parametrize('path', FAMILY_CONFIGS, ids=lambda p: osp.relpath(p, CONFIG_DIR))
-def test_every_config_loads_and_builds(path, tmp_path, monkeypatch):
+def test_every_config_loads_and_builds(path):
     cfg = load_config(path)
     assert cfg.default_scope == 'mmdet'
     model = build_model(cfg)
@@ -50,17 +50,26 @@ def test_every_config_loads_and_builds(path, tmp_path, monkeypatch):
         else:
             assert init.type == 'Pretrained' and init.prefix == 'backbone.'
     if '/deploy/' in path:  # the fuse tool's output loads strictly into the deploy twin
-        training_path = training_twin(path)
-        training = build_model(load_config(training_path))
-        fused = fuse_with_tool(training_path, training, tmp_path, monkeypatch)
-        model.load_state_dict(read_state_dict(fused), strict=True)
+        assert_twin_loads_fused_training_model(model, path)
+
+
+def test_each_family_has_coco_configs_each_with_its_deploy_twin():
+    """The lists the config tests run over are not empty, and every training config
+    has its deploy twin (and every twin its training config)."""
+    for family in ('repmobile', 'repvit', 'repnext'):
+        configs = [p for p in FAMILY_CONFIGS if f'/configs/{family}/' in p]
+        training = sorted(p for p in configs if '/deploy/' not in p)
+        deploy = sorted(training_twin(p) for p in configs if '/deploy/' in p)
+        assert any('coco' in osp.basename(p) for p in training), family
+        assert training == deploy, family
 
 
 @pytest.mark.parametrize('variant', ['s', 'm', 'l'])
 def test_repmobile_coco_configs_follow_the_published_recipe(variant):
     """shared/specs/repmobile.md, Downstream: Mask R-CNN + FPN 1x, AdamW lr 2e-4 weight
     decay 0.05, SyncBN in FPN and RoI heads, backbone from the ImageNet checkpoint."""
-    cfg = load_config(osp.join(CONFIG_DIR, f'repmobile/mask-rcnn_repmobile-{variant}_fpn_1x_coco.py'))
+    cfg = load_config(
+        osp.join(CONFIG_DIR, f'repmobile/mask-rcnn_repmobile-{variant}_fpn_1x_coco.py'))
     model = cfg.model
     assert model.backbone.out_indices == (0, 1, 2, 3)
     assert model.backbone.init_cfg.checkpoint == f'checkpoints/repmobile-{variant}_in1k.pth'
@@ -122,12 +131,9 @@ def test_repnext_coco_configs_follow_the_published_recipe(variant):
     assert cfg.train_cfg.max_epochs == 12 and cfg.train_dataloader.batch_size == 2
 
 
-def train_shapes(tmp_path_factory, config):
-    """A tiny generated shapes set and two training iterations of ``config`` on it."""
-    from repmobile_mm.apis.data import make_shapes
+def train_shapes(tmp_path_factory, config, data):
+    """Two training iterations of ``config`` on the tiny shapes set ``data``."""
     tmp = tmp_path_factory.mktemp('det')
-    data = str(tmp / 'shapes') + '/'
-    make_shapes(data, num_train=4, num_val=2, seed=1)
     ann = data + 'annotations/instances_val2017.json'
     options = ['--cfg-options', f'train_dataloader.dataset.data_root={data}',
                f'val_dataloader.dataset.data_root={data}',
@@ -142,18 +148,18 @@ def train_shapes(tmp_path_factory, config):
 
 
 @pytest.fixture(scope='module')
-def shapes(tmp_path_factory):
-    return train_shapes(tmp_path_factory, SHAPES)
+def shapes(tmp_path_factory, shapes_data):
+    return train_shapes(tmp_path_factory, SHAPES, shapes_data)
 
 
 @pytest.fixture(scope='module')
-def shapes_repvit(tmp_path_factory):
-    return train_shapes(tmp_path_factory, REPVIT_SHAPES)
+def shapes_repvit(tmp_path_factory, shapes_data):
+    return train_shapes(tmp_path_factory, REPVIT_SHAPES, shapes_data)
 
 
 @pytest.fixture(scope='module')
-def shapes_repnext(tmp_path_factory):
-    return train_shapes(tmp_path_factory, REPNEXT_SHAPES)
+def shapes_repnext(tmp_path_factory, shapes_data):
+    return train_shapes(tmp_path_factory, REPNEXT_SHAPES, shapes_data)
 
 
 SHAPES_RUNS = [('shapes', SHAPES), ('shapes_repvit', REPVIT_SHAPES),
@@ -248,7 +254,7 @@ def test_fuse_tool_round_trip_for_detectors(request, run, config):
     deploy_config = osp.join(folder, 'deploy',
                              osp.basename(config).replace('_fpn_', '-deploy_fpn_'))
     build_model(load_config(deploy_config)).load_state_dict(read_state_dict(fused_path),
-                                                             strict=True)
+                                                            strict=True)
 
 
 @pytest.mark.slow
@@ -259,7 +265,8 @@ def test_det_inferencer_runs_trained_and_fused_checkpoints(shapes):
     from mmdet.apis import DetInferencer
     images = sorted(glob.glob(shapes['data'] + 'val2017/*.jpg'))
     outputs = {}
-    for form, config, checkpoint in trained_and_fused(SHAPES, SHAPES_DEPLOY, shapes):
+    forms = trained_and_fused(SHAPES, SHAPES_DEPLOY, shapes)
+    for form, config, checkpoint in forms:
         inferencer = DetInferencer(load_config(config), weights=checkpoint, device='cpu',
                                    show_progress=False)
         assert inferencer.model.dataset_meta['classes'] == ('rectangle', 'ellipse', 'triangle')
@@ -272,15 +279,19 @@ def test_det_inferencer_runs_trained_and_fused_checkpoints(shapes):
                                    atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(torch.tensor(b['bboxes']), torch.tensor(a['bboxes']),
                                    atol=1e-2, rtol=1e-4)
+    # and the tool draws the fused detector's boxes and masks into one picture
+    _, deploy_config, fused = forms[1]
+    check_picture(deploy_config, fused, shapes['data'] + 'val2017/*.jpg',
+                  str(shapes['tmp'] / 'detections.png'), shapes['options'])
 
 
-def test_frozen_stages_and_norm_eval_through_a_training_step(shapes):
+def test_frozen_stages_and_norm_eval_through_a_training_step(shapes_data):
     from mmdet.registry import DATASETS
     from mmengine.dataset import pseudo_collate
     from mmengine.optim import build_optim_wrapper
     cfg = load_config(SHAPES, {'model.backbone.frozen_stages': 2,
                                'model.backbone.norm_eval': True,
-                               'train_dataloader.dataset.data_root': shapes['data']})
+                               'train_dataloader.dataset.data_root': shapes_data})
     model = build_model(cfg)
     model.init_weights()
     model.train()
@@ -296,5 +307,6 @@ def test_frozen_stages_and_norm_eval_through_a_training_step(shapes):
             assert torch.equal(value, after[key]), f'{key} changed'
     assert any(not torch.equal(v, after[k]) for k, v in before.items()
                if k.startswith('layer3.') and 'running' not in k), 'layer3 did not learn'
-    assert all(not p.requires_grad for n, p in model.backbone.named_parameters()
-               if n.startswith(frozen))
+    frozen_parameters = [p for n, p in model.backbone.named_parameters()
+                         if n.startswith(frozen)]
+    assert frozen_parameters and not any(p.requires_grad for p in frozen_parameters)

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import repmobile_mm  # noqa: F401
-from repmobile_mm.engine import ChannelsLastHook
 from repmobile_mm.apis.model_io import build_model
 from repmobile_mm.apis.runner import load_config
+from repmobile_mm.engine import ChannelsLastHook
 from repmobile_mm.errors import ConfigError, NonFiniteLossError
 from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import ROOT, assert_close_to_max
@@ -85,6 +85,7 @@ def test_channels_last_hook_refuses_mmcv_roi_align_for_what_it_misreads():
 def test_a_non_finite_loss_stops_training_before_the_checkpoint_hook():
     from mmengine.hooks import CheckpointHook
     from mmengine.runner.priority import get_priority
+
     from repmobile_mm.engine import FiniteLossHook
     hook = FiniteLossHook()
     assert get_priority(hook.priority) < get_priority(CheckpointHook.priority)  # runs first

@@ -131,21 +131,34 @@ def test_a_batchnorm_left_in_a_program_is_refused_in_one_line():
     assert '\n' not in str(error.value)
 
 
+# RepMobile's digits configs with a tiny backbone (one block a stage): the tool's work
+# is the same, its two lowerings take seconds instead of half a minute each
+TINY_DIGITS = """_base_ = {base!r}
+model = dict(backbone=dict(arch=dict(_delete_=True, dims=(16, 32, 64, 128), blocks=(1, 1, 1, 1))),
+             neck=dict(in_channels=128))
+"""
+
+
 @pytest.fixture(scope='module')
 def digits(tmp_path_factory):
-    """``(config, training checkpoint, --cfg-options)``: the RepMobile digits config on a
-    tiny 3-class folder, BatchNorms randomized."""
-    data = str(tmp_path_factory.mktemp('digits'))
+    """``(config, training checkpoint, --cfg-options, deploy twin)``: the RepMobile digits
+    config with a tiny backbone on a tiny 3-class folder, BatchNorms randomized."""
+    tmp = tmp_path_factory.mktemp('digits')
+    data = str(tmp / 'data')
     make_folder_dataset(data, per_class=4, classes=3)
     options = [f'train_dataloader.dataset.data_root={data}',
                f'val_dataloader.dataset.data_root={data}', 'model.head.num_classes=3',
                'data_preprocessor.num_classes=3']
-    cfg = load_config(DIGITS['repmobile'])
+    configs = []
+    for name, base in (('tiny.py', DIGITS['repmobile']), ('tiny-deploy.py', DIGITS_DEPLOY)):
+        (tmp / name).write_text(TINY_DIGITS.format(base=base))
+        configs.append(str(tmp / name))
+    cfg = load_config(configs[0])
     cfg.model.head.num_classes = 3
     model = randomize_batchnorm(build_model(cfg), seed=3).eval()
-    path = str(tmp_path_factory.mktemp('ckpt') / 'model.pth')
+    path = str(tmp / 'model.pth')
     torch.save({'state_dict': model.state_dict()}, path)
-    return DIGITS['repmobile'], path, ['--cfg-options', *options]
+    return configs[0], path, ['--cfg-options', *options], configs[1]
 
 
 def run_tool(monkeypatch, *args):
@@ -154,10 +167,10 @@ def run_tool(monkeypatch, *args):
 
 @pytest.mark.slow
 def test_tool_writes_checked_int8_programs_and_evaluates(digits, tmp_path, monkeypatch,
-                                                          capsys):
+                                                         capsys):
     """One --int8 run checks both programs: the fp32 one against PyTorch, the int8 one
-    against it (two lowerings of some 20 s each: the rest of the tool is seconds)."""
-    config, checkpoint, options = digits
+    against it."""
+    config, checkpoint, options, deploy_config = digits
     out = str(tmp_path / 'new' / 'int8.pte')  # the folder is created
     run_tool(monkeypatch, config, checkpoint, out, '--int8', '--calib', '6', '--eval',
              *options)
@@ -190,12 +203,12 @@ def test_tool_writes_checked_int8_programs_and_evaluates(digits, tmp_path, monke
 
 
 def test_tool_refusals_are_one_line(digits, tmp_path, monkeypatch):
-    config, checkpoint, options = digits
+    config, checkpoint, options, deploy_config = digits
     existing = tmp_path / 'model.pte'
     existing.write_bytes(b'old')
     cases = [
         ((config, checkpoint, str(existing)), 'exists: choose another output path'),
-        ((DIGITS_DEPLOY, checkpoint, str(tmp_path / 'a.pte'), *options),
+        ((deploy_config, checkpoint, str(tmp_path / 'a.pte'), *options),
          'training form'),
         ((config, checkpoint, str(tmp_path / 'a.onnx')), 'is a .pte file'),
     ]
@@ -209,7 +222,7 @@ def test_tool_refusals_are_one_line(digits, tmp_path, monkeypatch):
 
 
 def test_tool_without_executorch_says_how_to_install(digits, tmp_path, monkeypatch):
-    config, checkpoint, options = digits
+    config, checkpoint, options, deploy_config = digits
     monkeypatch.setitem(sys.modules, 'executorch', None)  # `import executorch` fails
     with pytest.raises(SystemExit) as error:
         run_tool(monkeypatch, config, checkpoint, str(tmp_path / 'a.pte'), *options)

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import repmobile_mm
-
 from .helpers import run_in_process
 
 PACKAGE = osp.dirname(repmobile_mm.__file__)

@@ -11,9 +11,9 @@ import time
 import pytest
 import torch
 
-from repmobile_mm.engine import allow_mmengine_checkpoint_globals
 from repmobile_mm.apis.model_io import read_state_dict
 from repmobile_mm.apis.runner import load_config
+from repmobile_mm.engine import allow_mmengine_checkpoint_globals
 from tests.helpers import ROOT, check_tool, make_folder_dataset
 
 # RepViT's digits config: no dropout, whose masks a resumed run would draw anew
@@ -150,33 +150,49 @@ SMALL_RUNS = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize('task', sorted(SMALL_RUNS))
-def test_two_processes_on_cpu_train_detectors_and_segmentors(tmp_path, task):
+def test_two_processes_on_cpu_train_detectors_and_segmentors(tmp_path, task, request):
     """Two iterations in two processes (the detector's SyncBN layers as BatchNorm),
     leaving a checkpoint that tools/test.py evaluates."""
-    data = str(tmp_path / 'data') + '/'
+    data = request.getfixturevalue('shapes_data' if task == 'detection' else 'scenes_data')
     options = ['--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
                'default_hooks.checkpoint.interval=2', 'train_dataloader.batch_size=2']
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         options += [f'{loader}.dataset.data_root={data}', f'{loader}.num_workers=0',
                     f'{loader}.persistent_workers=False']
     if task == 'detection':
-        from repmobile_mm.apis.data import make_shapes
-        make_shapes(data, num_train=4, num_val=2, seed=1)
         ann = data + 'annotations/instances_val2017.json'
         options += [f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}']
-    else:
-        from repmobile_mm.apis.data import make_scenes
-        make_scenes(data, num_train=4, num_val=2, seed=1)
     config, work_dir = osp.join(ROOT, SMALL_RUNS[task]), str(tmp_path / 'work')
     result = check_tool('tools/dist_train.sh', config, '2', '--work-dir', work_dir, *options,
                         env=dict(os.environ, PORT=str(free_port())))
     log = result.stdout + result.stderr
     assert 'gloo on CPU, 2 processes; SyncBN layers run as BatchNorm' in log
+    # and tools/dist_test.sh evaluates it in two processes, the metrics written once
     out = str(tmp_path / 'metrics.json')
-    check_tool('tools/test.py', config, osp.join(work_dir, 'iter_2.pth'), '--work-dir',
-               str(tmp_path / 'test'), '--out', out, *options)
+    result = check_tool('tools/dist_test.sh', config, osp.join(work_dir, 'iter_2.pth'), '2',
+                        '--work-dir', str(tmp_path / 'test'), '--out', out, *options,
+                        env=dict(os.environ, PORT=str(free_port())))
+    assert 'gloo on CPU, 2 processes' in result.stdout + result.stderr
     with open(out) as f:
         assert ('coco/bbox_mAP' if task == 'detection' else 'mIoU') in json.load(f)
+
+
+@pytest.mark.parametrize('work_dir', [[], ['work']], ids=['default-work-dir', 'work-dir'])
+def test_slurm_train_passes_the_job_to_srun(tmp_path, work_dir):
+    """tools/slurm_train.sh with a stand-in srun that prints the arguments it is given."""
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    (bin_dir / 'srun').write_text('#!/usr/bin/env bash\nprintf \'%s\\n\' "$@"\n')
+    (bin_dir / 'srun').chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", GPUS='16',
+               GPUS_PER_NODE='8', CPUS_PER_TASK='4', SRUN_ARGS='--exclusive')
+    result = check_tool('tools/slurm_train.sh', 'gpu', 'repvit', DIGITS, *work_dir, '--amp',
+                        env=env)
+    assert result.stdout.splitlines() == [
+        '-p', 'gpu', '--job-name=repvit', '--gres=gpu:8', '--ntasks=16',
+        '--ntasks-per-node=8', '--cpus-per-task=4', '--kill-on-bad-exit=1', '--exclusive',
+        'python', '-u', osp.join(ROOT, 'tools/train.py'), DIGITS, '--launcher', 'slurm',
+        *(['--work-dir', *work_dir] if work_dir else []), '--amp']
 
 
 @pytest.mark.parametrize('config', [

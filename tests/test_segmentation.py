@@ -14,8 +14,8 @@ from repmobile_mm.apis.model_io import build_model, read_state_dict
 from repmobile_mm.apis.runner import load_config
 from repmobile_mm.models import fused_copy
 from repmobile_mm.utils import randomize_batchnorm
-from tests.helpers import (ROOT, assert_close_to_max, check_tool, fuse_with_tool, paired,
-                           trained_and_fused, training_twin)
+from tests.helpers import (ROOT, assert_close_to_max, assert_twin_loads_fused_training_model,
+                           check_picture, check_tool, paired, trained_and_fused, training_twin)
 
 CONFIG_DIR = osp.join(ROOT, 'segmentation/configs')
 SCENES = osp.join(CONFIG_DIR, 'repmobile/fpn_repmobile-s_1xb8-1000i_scenes-128x128.py')
@@ -29,17 +29,14 @@ FAMILY_CONFIGS = sorted(p for family in ('repmobile', 'repvit', 'repnext')
 
 
 @pytest.mark.parametrize('path', FAMILY_CONFIGS, ids=lambda p: osp.relpath(p, CONFIG_DIR))
-def test_every_config_loads_and_builds(path, tmp_path, monkeypatch):
+def test_every_config_loads_and_builds(path):
     cfg = load_config(path)
     assert cfg.default_scope == 'mmseg'
     model = build_model(cfg)
     assert model.backbone.deploy == ('/deploy/' in path)
     assert model.neck.in_channels == model.backbone.out_channels
     if '/deploy/' in path:  # the fuse tool's output loads strictly into the deploy twin
-        training_path = training_twin(path)
-        training = build_model(load_config(training_path))
-        fused = fuse_with_tool(training_path, training, tmp_path, monkeypatch)
-        model.load_state_dict(read_state_dict(fused), strict=True)
+        assert_twin_loads_fused_training_model(model, path)
     if '/repvit/' in path and 'ade20k' in path:  # shared/specs/repvit.md
         assert model.backbone.out_feature_indices == tuple(model.backbone.stage_ends)
         assert cfg.optim_wrapper.get('clip_grad') is None
@@ -71,12 +68,20 @@ def test_every_config_loads_and_builds(path, tmp_path, monkeypatch):
         assert model.backbone.out_indices == (0, 1, 2, 3)
 
 
-def train_scenes(tmp_path_factory, config):
-    """A tiny generated scene set and two training iterations of ``config`` on it."""
-    from repmobile_mm.apis.data import make_scenes
+def test_each_family_has_ade20k_configs_each_with_its_deploy_twin():
+    """The lists the config tests run over are not empty, and every training config
+    has its deploy twin (and every twin its training config)."""
+    for family in ('repmobile', 'repvit', 'repnext'):
+        configs = [p for p in FAMILY_CONFIGS if f'/configs/{family}/' in p]
+        training = sorted(p for p in configs if '/deploy/' not in p)
+        deploy = sorted(training_twin(p) for p in configs if '/deploy/' in p)
+        assert any('ade20k' in osp.basename(p) for p in training), family
+        assert training == deploy, family
+
+
+def train_scenes(tmp_path_factory, config, data):
+    """Two training iterations of ``config`` on the tiny scenes set ``data``."""
     tmp = tmp_path_factory.mktemp('seg')
-    data = str(tmp / 'scenes')
-    make_scenes(data, num_train=4, num_val=2, seed=1)
     options = ['--cfg-options', f'train_dataloader.dataset.data_root={data}',
                f'val_dataloader.dataset.data_root={data}',
                f'test_dataloader.dataset.data_root={data}',
@@ -89,18 +94,18 @@ def train_scenes(tmp_path_factory, config):
 
 
 @pytest.fixture(scope='module')
-def scenes(tmp_path_factory):
-    return train_scenes(tmp_path_factory, SCENES)
+def scenes(tmp_path_factory, scenes_data):
+    return train_scenes(tmp_path_factory, SCENES, scenes_data)
 
 
 @pytest.fixture(scope='module')
-def scenes_repvit(tmp_path_factory):
-    return train_scenes(tmp_path_factory, REPVIT_SCENES)
+def scenes_repvit(tmp_path_factory, scenes_data):
+    return train_scenes(tmp_path_factory, REPVIT_SCENES, scenes_data)
 
 
 @pytest.fixture(scope='module')
-def scenes_repnext(tmp_path_factory):
-    return train_scenes(tmp_path_factory, REPNEXT_SCENES)
+def scenes_repnext(tmp_path_factory, scenes_data):
+    return train_scenes(tmp_path_factory, REPNEXT_SCENES, scenes_data)
 
 
 SCENES_RUNS = [('scenes', SCENES), ('scenes_repvit', REPVIT_SCENES),
@@ -133,6 +138,15 @@ def test_train_then_test(request, run, config):
     totals = [sum(area[i] for area in areas) for i in range(4)]
     iou = (totals[0] / totals[1]).numpy()
     assert written == pytest.approx(100 * np.nanmean(iou), abs=0.01)
+    # and the dumped predictions are the checkpoint's: mmseg's inference_model on the
+    # same images gives the same logits (two iterations: label maps alone tell little)
+    from mmseg.apis import inference_model, init_model
+    model = init_model(load_config(config), None, device='cpu')
+    model.load_state_dict(read_state_dict(scenes['checkpoint']), strict=True)
+    for prediction in predictions:
+        expected = inference_model(model, prediction['img_path'])
+        assert_close_to_max(prediction['seg_logits']['data'], expected.seg_logits.data, 1e-4,
+                            prediction['img_path'])
 
 
 @pytest.mark.parametrize('config', [SCENES, REPVIT_SCENES, REPNEXT_SCENES],
@@ -173,7 +187,8 @@ def test_seg_inferencer_runs_trained_and_fused_checkpoints(scenes):
     from mmseg.apis import MMSegInferencer
     images = sorted(glob.glob(osp.join(scenes['data'], 'images', 'validation', '*.jpg')))
     outputs = {}
-    for form, config, checkpoint in trained_and_fused(SCENES, SCENES_DEPLOY, scenes):
+    forms = trained_and_fused(SCENES, SCENES_DEPLOY, scenes)
+    for form, config, checkpoint in forms:
         inferencer = MMSegInferencer(load_config(config), weights=checkpoint, device='cpu')
         assert tuple(inferencer.model.dataset_meta['classes']) == \
             ('background', 'disc', 'square', 'triangle')
@@ -184,3 +199,7 @@ def test_seg_inferencer_runs_trained_and_fused_checkpoints(scenes):
                                      outputs['fused']['predictions']), sizes):
         assert a.shape == (h, w)
         assert (a != b).mean() < 1e-3  # label maps: a float32 tie may flip a pixel
+    # and the tool draws the fused segmentor's overlays into one picture
+    _, deploy_config, fused = forms[1]
+    check_picture(deploy_config, fused, osp.join(scenes['data'], 'images', 'validation', '*.jpg'),
+                  str(scenes['tmp'] / 'segmentation.png'), scenes['options'])

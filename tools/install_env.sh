@@ -25,6 +25,8 @@ if [[ ! -x $VENV/bin/python ]]; then
     log "creating $VENV"
     "$PY" -m venv "$VENV"
 fi
+# every install and download within the versions the suite passed with
+export PIP_CONSTRAINT=$ROOT/requirements/constraints.txt
 pip() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@"; }
 
 log "installing torch, torchvision and build tools"
@@ -67,7 +69,7 @@ if ! ls "$WHEELS"/mmcv-$MMCV_VERSION-*.whl >/dev/null 2>&1; then
     build_mmcv
 fi
 
-log "installing the OpenMMLab packages, openmim and test tools"
+log "installing the OpenMMLab packages, openmim, test and lint tools"
 pip install -q --find-links "$WHEELS" -r "$ROOT/requirements/mminstall.txt" \
     -r "$ROOT/requirements/tests.txt" -r "$ROOT/requirements/mim.txt" \
     -r "$ROOT/requirements/deploy.txt"

@@ -4,7 +4,6 @@ from typing import Dict, List
 
 from ..errors import ConfigError
 
-
 # Published ImageNet-1K top-1 (%) of our fused models: the papers' tables, as quoted in
 # shared/specs (repmobile.md, repvit.md: the later release's distilled models,
 # repnext.md). The figure draws only models listed here.

@@ -84,7 +84,6 @@ def check_converted(spec, expected_outputs: dict, input_shape: tuple) -> list:
     return problems
 
 
-
 def convert(net: nn.Module, input_shape: Tuple[int, ...], convert_to: str = 'mlprogram',
             fp16: bool = False, image_input: Optional[Tuple[list, list, str]] = None):
     """``(mlmodel, {output name: shape})`` of ``net`` traced at ``input_shape``; with

@@ -96,8 +96,8 @@ def build_runner(cfg: Config):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    from .config_checks import check_backbone_outputs, explained_registry_errors
     from ..engine.distributed import bare_model, setup_distributed
+    from .config_checks import check_backbone_outputs, explained_registry_errors
     distributed = setup_distributed(cfg)
     hooks = cfg.get('custom_hooks') or []
     if not any(hook.get('type') == 'FiniteLossHook' for hook in hooks):
@@ -126,7 +126,6 @@ def enable_amp(cfg: Config) -> None:
     wrapper.setdefault('loss_scale', 'dynamic')
 
 
-
 def name_run(cfg: Config, name: str) -> None:
     """Give a run its own mmengine logger, message hub and visualizer.
 
@@ -145,8 +144,8 @@ def train(cfg: Config, validate: bool = True, resume: Optional[str] = None,
 
     ``resume``: a checkpoint, or ``'auto'`` for the latest one in the work dir.
     """
-    from .config_checks import check_data_roots, explained_registry_errors
     from ..engine.checkpoint import read_checkpoint
+    from .config_checks import check_data_roots, explained_registry_errors
     if not validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if amp:
@@ -175,9 +174,9 @@ def evaluate(cfg: Config, checkpoint: str, dump: Optional[str] = None,
     another model fails with the differing keys named instead of scoring at chance level.
     ``dump``: also write every image's prediction to this pickle (mmengine's DumpResults).
     """
+    from ..engine.distributed import bare_model
     from .config_checks import check_data_roots, explained_registry_errors
     from .model_io import load_weights, read_state_dict
-    from ..engine.distributed import bare_model
     if dump and not dump.endswith(('.pkl', '.pickle')):
         raise ConfigError(f'--dump writes a pickle: name it .pkl, not {dump}')
     state_dict = read_state_dict(checkpoint)

@@ -7,8 +7,7 @@ from timm.models._features import feature_take_indices
 from torch import nn
 
 from .backbones import RepMobile, RepNeXt, RepViT
-from .heads import (BNLinearClassifier, NormLinearClassifier, RepMobileClassifier,
-                    RepMobileNeck)
+from .heads import BNLinearClassifier, NormLinearClassifier, RepMobileClassifier, RepMobileNeck
 
 GLOBAL_POOLS = ('', 'avg')
 

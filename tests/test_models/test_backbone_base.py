@@ -141,5 +141,5 @@ def test_docstring_examples_run(cls):
         runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
     module = __import__(cls.__module__, fromlist=['_'])
-    assert 'Defaults to' in cls.__doc__ and ('arXiv' in module.__doc__
-                                            or 'no paper identifier' in module.__doc__)
+    assert 'Defaults to' in cls.__doc__
+    assert 'arXiv' in module.__doc__ or 'no paper identifier' in module.__doc__

@@ -255,5 +255,6 @@ def test_bad_arguments_are_named(kwargs, match):
 
 
 def test_wrong_input_channels_are_named():
-    with pytest.raises(ValueError, match=r'expects images of shape \(N, 3, H, W\); got .*\(1, 1, 32, 32\)'):
+    with pytest.raises(ValueError,
+                       match=r'expects images of shape \(N, 3, H, W\); got .*\(1, 1, 32, 32\)'):
         RepMobile(TINY)(torch.randn(1, 1, 32, 32))

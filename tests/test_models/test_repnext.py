@@ -149,6 +149,7 @@ def test_bad_arguments_are_named(kwargs, match):
 
 def test_timm_models_and_features_only():
     import timm
+
     import repmobile_mm.integrations.timm  # noqa: F401
     assert set(timm.list_models('repnext_*')) == {f'repnext_{a}' for a in ARCHS}
     model = timm.create_model('repnext_m0', num_classes=10).eval()

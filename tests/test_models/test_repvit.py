@@ -13,7 +13,8 @@ from repmobile_mm.utils import count_params, randomize_batchnorm
 from tests.conftest import REFERENCE_DIR
 from tests.helpers import assert_close_to_max
 
-# The fixtures' block table (tests/data/README.md; its source, shared/reference/README.md): channels/SE/stride per block
+# The fixtures' block table (tests/data/README.md; its source, shared/reference/README.md):
+# channels/SE/stride per block
 # 16/1/1, 16/0/1 | 32/0/2, 32/1/1 | 64/0/2, 64/1/1, 64/0/1 | 128/0/2, 128/1/1.
 TINY = dict(dims=(16, 32, 64, 128), se=('10', '01', '010', '01'))
 TINY_V1 = dict(TINY, first_release=True)
@@ -187,6 +188,7 @@ def test_checkpoint_of_the_other_release_names_the_release_to_use():
 
 def test_timm_models_and_features_only():
     import timm
+
     import repmobile_mm.integrations.timm  # noqa: F401
     names = set(timm.list_models('mm_repvit_*'))
     assert names == {f'mm_repvit_{a}' for a in ALL_ARCHS}

@@ -47,7 +47,8 @@ def test_cfg_widths_head_and_pooling(name):
     cfg = model.pretrained_cfg
     assert all(key in cfg for key in CFG_KEYS), set(CFG_KEYS) - set(cfg)
     state = model.state_dict()
-    classifiers = cfg['classifier'] if isinstance(cfg['classifier'], tuple) else (cfg['classifier'], )
+    classifiers = cfg['classifier'] if isinstance(cfg['classifier'], tuple) else (
+        cfg['classifier'], )
     assert f"{cfg['first_conv']}.weight" in state
     # the output layers of both branches, which timm drops for another num_classes
     distilled = timm.create_model(name, distillation=True).state_dict()
@@ -177,7 +178,8 @@ def test_one_greppable_function_per_variant():
 
 
 @pytest.mark.parametrize('family,license_,paper', [
-    ('mm_repvit_', 'apache-2.0', 'arXiv:2307.09283'), ('repnext_', 'apache-2.0', 'arXiv:2406.16004')])
+    ('mm_repvit_', 'apache-2.0', 'arXiv:2307.09283'),
+    ('repnext_', 'apache-2.0', 'arXiv:2406.16004')])
 def test_pretrained_cfgs_cite_license_and_paper(family, license_, paper):
     names = [name for name in MODELS if name.startswith(family)]
     assert names

@@ -33,6 +33,7 @@ from repmobile_mm.apis.runner import add_cfg_options
 from repmobile_mm.apis.tasks import task_of
 from repmobile_mm.engine.checkpoint import check_output_path
 
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')

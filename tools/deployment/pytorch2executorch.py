@@ -31,16 +31,16 @@ import tempfile
 import torch
 
 from repmobile_mm.apis.cli import run
-from repmobile_mm.apis.executorch_export import (ExecuTorchError, ProgramRunner,
-                                                 calibration_images, check_fp32_program,
-                                                 check_int8, evaluate_program, exported,
-                                                 import_executorch, lowered, program_shape,
-                                                 quantized, write_checked)
+from repmobile_mm.apis.executorch_export import (ExecuTorchError, ProgramRunner, calibration_images,
+                                                 check_fp32_program, check_int8, evaluate_program,
+                                                 exported, import_executorch, lowered,
+                                                 program_shape, quantized, write_checked)
 from repmobile_mm.apis.export import fused_model
 from repmobile_mm.apis.model_io import flatten_outputs
 from repmobile_mm.apis.runner import add_cfg_options
 from repmobile_mm.apis.tasks import Logits, task_of
 from repmobile_mm.engine.checkpoint import check_output_path
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])

@@ -37,11 +37,12 @@ from repmobile_mm.apis.cli import run
 from repmobile_mm.apis.export import (check_with_onnxruntime, fused_model, onnx_export,
                                       onnxruntime_session)
 from repmobile_mm.apis.onnx_quantization import (METHODS, import_quantization, output_agreement,
-                                                  quantize)
+                                                 quantize)
 from repmobile_mm.apis.runner import add_cfg_options
 from repmobile_mm.apis.tasks import task_of
 from repmobile_mm.engine.checkpoint import check_output_path, write_atomically
 from repmobile_mm.utils import interleaved_latency
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])

@@ -32,7 +32,8 @@ def texture(rng, kind, height, width):
     elif kind == 'checkerboard':
         pattern = ((xx // (period / 1.5)).astype(int) + (yy // (period / 1.5)).astype(int)) % 2 == 0
     else:
-        pattern = ((xx % period - period / 2) ** 2 + (yy % period - period / 2) ** 2) < (period / 3.5) ** 2
+        pattern = ((xx % period - period / 2) ** 2
+                   + (yy % period - period / 2) ** 2) < (period / 3.5) ** 2
     colours = rng.integers(0, 256, (2, 3))
     return np.where(pattern[..., None], colours[0], colours[1]).astype(np.float64)
 
@@ -49,7 +50,8 @@ def make_scene(rng):
     pixels = np.where(region[..., None], texture(rng, TEXTURES[kinds[0]], height, width),
                       texture(rng, TEXTURES[kinds[1]], height, width))
     label[:] = CLASSES.index('background') + 1
-    image = Image.fromarray(np.clip(pixels + rng.normal(0, 8, pixels.shape), 0, 255).astype(np.uint8))
+    noisy = pixels + rng.normal(0, 8, pixels.shape)
+    image = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
     draw, label_img = ImageDraw.Draw(image), Image.fromarray(label)
     label_draw = ImageDraw.Draw(label_img)
     placed = []  # (cx, cy, size): shapes do not overlap, so every label is a whole shape

@@ -1,7 +1,7 @@
 from .base import RepBackbone
 from .repmobile import RepMobile, RepMobileBlock
 from .repnext import MetaNeXtBlock, RepNeXt
-from .repvit import RepViT, RepViTBlock, RepVGGDW
+from .repvit import RepVGGDW, RepViT, RepViTBlock
 
 __all__ = ['MetaNeXtBlock', 'RepBackbone', 'RepMobile', 'RepMobileBlock', 'RepNeXt', 'RepViT',
            'RepViTBlock', 'RepVGGDW']

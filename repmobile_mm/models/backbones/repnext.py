@@ -205,8 +205,8 @@ class MetaNeXtBlock(nn.Module):
         super().__init__()
         self.deploy = deploy
         self.token_mixer = ChunkConv(channels, deploy)
-        self.norm = nn.Identity() if deploy else build_norm2d(norm_cfg or dict(type='BN'),
-                                                               channels)
+        self.norm = nn.Identity() if deploy else build_norm2d(
+            norm_cfg or dict(type='BN'), channels)
         self.channel_mixer = channel_mixer(channels, norm_cfg, deploy)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
@@ -235,8 +235,8 @@ class Downsample(nn.Module):
         super().__init__()
         self.deploy = deploy
         self.token_mixer = CopyConv(channels, deploy)
-        self.norm = nn.Identity() if deploy else build_norm2d(norm_cfg or dict(type='BN'),
-                                                               2 * channels)
+        self.norm = nn.Identity() if deploy else build_norm2d(
+            norm_cfg or dict(type='BN'), 2 * channels)
         self.channel_mixer = channel_mixer(2 * channels, norm_cfg, deploy)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -338,7 +338,8 @@ class RepNeXt(RepBackbone):
 
         self.stem = nn.Sequential(OrderedDict(  # published: stem.stem
             stem=patch_stem(in_channels, self.dims[0], norm_cfg, deploy, names=CONV_NORM)))
-        drop_rates = iter(torch.linspace(0, drop_path_rate, sum(self.depths), device='cpu').tolist())
+        drop_rates = iter(
+            torch.linspace(0, drop_path_rate, sum(self.depths), device='cpu').tolist())
         stages = []
         for i, (dim, depth) in enumerate(zip(self.dims, self.depths)):
             downsample = Downsample(self.dims[i - 1], norm_cfg, deploy) if i else None
@@ -383,4 +384,3 @@ class RepNeXt(RepBackbone):
     def fuse_modules(self):
         fuse_children(self.stem)
         fuse_children(self.stages)
-
