@@ -14,10 +14,14 @@ lint: install
 	$(PYTHON) -m flake8
 	$(PYTHON) -m isort --check-only --diff .
 
+# Two pytest workers (pytest-xdist), one per core; a test module stays on one worker,
+# so its module fixtures (trained checkpoints) are made once. PYTEST_ARGS adds options.
+PYTEST := $(PYTHON) -m pytest -q -n 2 --dist loadscope
+
 # everything: what CI runs (.ci/run)
 test: install
-	$(PYTHON) -m pytest -q
+	$(PYTEST) $(PYTEST_ARGS)
 
 # the edit loop, before each commit: every test not marked slow
 test-fast: install
-	$(PYTHON) -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)

@@ -1,4 +1,5 @@
 import json
+import os
 import os.path as osp
 
 import numpy as np
@@ -7,9 +8,32 @@ import torch
 
 from repmobile_mm.engine.checkpoint import allow_mmengine_checkpoint_globals
 
+# Under pytest-xdist (make test: two workers on two cores) each worker, and the tools it
+# starts, computes with one thread: two workers with two threads each slow each other.
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    os.environ['OMP_NUM_THREADS'] = '1'
+    torch.set_num_threads(1)
+
 # The tests read mmengine training checkpoints in this process (the mm inferencers,
 # resumed runners): allow those globals here, as the tools do.
 allow_mmengine_checkpoint_globals()
+
+
+@pytest.fixture(scope='session', autouse=True)
+def quick_runner_start_and_end():
+    """Two waits of the libraries that cost the in-process tool runs more than their
+    work on 2 cores, cut for the tests' process (the tools' own processes keep them):
+    mmengine formats every config it logs and dumps with yapf (seconds a runner; the
+    tests read neither), and torch gives each data loader worker 5 s to exit when the
+    loader goes (``MP_STATUS_CHECK_INTERVAL``, also its polling period), after which
+    it ends the worker anyway."""
+    import mmengine.config.config
+    import torch.utils.data._utils
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mmengine.config.config, 'FormatCode', lambda text, **kwargs: (text, None))
+        patch.setattr(torch.utils.data._utils, 'MP_STATUS_CHECK_INTERVAL', 0.2)
+        yield
+
 
 # What the published implementations computed on tiny models with random weights, kept
 # in the repository (tests/data/make_reference_data.py says how it was derived).

@@ -10,10 +10,19 @@ import traceback
 import warnings
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def sweep(values, fast):
+    """Parameters for a test over every variant (or config): those for which ``fast``
+    holds run in every tier, the others are marked ``slow`` (``make test`` runs them,
+    ``make test-fast`` does not)."""
+    return [value if fast(value) else pytest.param(value, marks=pytest.mark.slow)
+            for value in values]
 
 
 def run_tool(*args, timeout=900, env=None, process=False):
@@ -104,8 +113,9 @@ def python_output(code, *args, timeout=120):
     return result.stdout
 
 
-def check_tool(*args, timeout=900, env=None):
-    result = run_tool(*args, timeout=timeout, env=env)
+def check_tool(*args, timeout=900, env=None, process=False):
+    """:func:`run_tool`, failing the test (with the end of the output) unless it exits 0."""
+    result = run_tool(*args, timeout=timeout, env=env, process=process)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 

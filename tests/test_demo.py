@@ -9,7 +9,7 @@ import pytest
 
 from repmobile_mm.apis import demo
 from repmobile_mm.errors import ConfigError, ExportError
-from .helpers import make_folder_dataset
+from .helpers import check_tool, make_folder_dataset
 
 
 def tiny_options(data):
@@ -25,6 +25,7 @@ def tiny_journey(data, make_data):
                                make_data=make_data, images=osp.join(data, 'val/*/*.png'))
 
 
+@pytest.mark.slow
 def test_a_journey_runs_every_stage_and_compares_both_forms(tmp_path, capsys):
     data, work_dir = str(tmp_path / 'data'), str(tmp_path / 'work' / 'digits')
     picture = str(tmp_path / 'work' / 'digits.png')
@@ -63,6 +64,7 @@ def test_a_failing_stage_shows_the_end_of_its_log(tmp_path, capsys):
     assert f"train failed; full output: {tmp_path / 'work' / 'train.log'}" in console
 
 
+@pytest.mark.slow
 def test_backbone_table_checks_and_times_both_forms(monkeypatch, capsys):
     rows = demo.backbone_table(['RepMobile-S'], rounds=1)
     assert len(rows) == 3 and rows[2].split()[0] == 'RepMobile-S'
@@ -70,3 +72,14 @@ def test_backbone_table_checks_and_times_both_forms(monkeypatch, capsys):
     monkeypatch.setattr(demo, 'max_relative_difference', lambda model, dtype: 1e-6)
     with pytest.raises(ExportError, match='differs from the training form by 1.00e-06'):
         demo.backbone_table(['RepMobile-S'], rounds=1)
+
+
+@pytest.mark.slow
+def test_make_demos_command_line_prints_the_backbone_table(tmp_path):
+    """tools/demo.py (what `make demo` runs) as a process: the backbone table of one
+    backbone and no journeys, then the total time."""
+    result = check_tool('tools/demo.py', '--backbones', 'RepMobile-S', '--rounds', '1',
+                        '--tasks', '--work-dir', str(tmp_path), process=True)
+    lines = result.stdout.splitlines()
+    assert lines[-1].startswith('demo finished in'), result.stdout
+    assert any(line.split()[:1] == ['RepMobile-S'] for line in lines), result.stdout

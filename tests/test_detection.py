@@ -16,7 +16,7 @@ from repmobile_mm.apis.runner import load_config
 from repmobile_mm.models import RepNeXt, fused_copy
 from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import (ROOT, assert_twin_loads_fused_training_model, check_picture, check_tool,
-                           paired, trained_and_fused, training_twin)
+                           paired, sweep, trained_and_fused, training_twin)
 
 CONFIG_DIR = osp.join(ROOT, 'detection/configs')
 SHAPES = osp.join(CONFIG_DIR, 'repmobile/mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py')
@@ -31,7 +31,9 @@ FAMILY_CONFIGS = sorted(p for family in ('repmobile', 'repvit', 'repnext')
 REPVIT_TAPS = {'m1.1': (2, 6, 20, 24), 'm1.5': (4, 10, 36, 42), 'm2.3': (6, 14, 50, 54)}
 
 
-@pytest.mark.parametrize('path', FAMILY_CONFIGS, ids=lambda p: osp.relpath(p, CONFIG_DIR))
+# the deploy twins (each built with its fused training twin) in make test
+@pytest.mark.parametrize('path', sweep(FAMILY_CONFIGS, fast=lambda p: '/deploy/' not in p),
+                         ids=lambda p: osp.relpath(p, CONFIG_DIR))
 def test_every_config_loads_and_builds(path):
     cfg = load_config(path)
     assert cfg.default_scope == 'mmdet'

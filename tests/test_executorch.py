@@ -79,6 +79,7 @@ def run_program(tmp_path, name, program, x):
     return et.ProgramRunner(path)(x)
 
 
+@pytest.mark.slow
 def test_tiny_fused_classifier_is_delegated_whole_fp32_and_int8(tiny_classifier, tmp_path):
     family, model, x = tiny_classifier
     program, delegated, outside = et.lowered(et.exported(model, x))

@@ -15,7 +15,8 @@ from repmobile_mm.apis.runner import load_config
 from repmobile_mm.models import fused_copy
 from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import (ROOT, assert_close_to_max, assert_twin_loads_fused_training_model,
-                           check_picture, check_tool, paired, trained_and_fused, training_twin)
+                           check_picture, check_tool, paired, sweep, trained_and_fused,
+                           training_twin)
 
 CONFIG_DIR = osp.join(ROOT, 'segmentation/configs')
 SCENES = osp.join(CONFIG_DIR, 'repmobile/fpn_repmobile-s_1xb8-1000i_scenes-128x128.py')
@@ -28,7 +29,9 @@ FAMILY_CONFIGS = sorted(p for family in ('repmobile', 'repvit', 'repnext')
                                            recursive=True))
 
 
-@pytest.mark.parametrize('path', FAMILY_CONFIGS, ids=lambda p: osp.relpath(p, CONFIG_DIR))
+# the deploy twins (each built with its fused training twin) in make test
+@pytest.mark.parametrize('path', sweep(FAMILY_CONFIGS, fast=lambda p: '/deploy/' not in p),
+                         ids=lambda p: osp.relpath(p, CONFIG_DIR))
 def test_every_config_loads_and_builds(path):
     cfg = load_config(path)
     assert cfg.default_scope == 'mmseg'

@@ -60,6 +60,7 @@ def test_export_digits_writes_the_stratified_split(tmp_path):
     DIGITS['repmobile'],
     osp.join(ROOT, 'detection/configs/repvit/mask-rcnn_repvit-m1.1_fpn_1x_coco.py')],
     ids=['classifier', 'detector'])
+@pytest.mark.slow
 def test_get_flops_prints_both_forms_counts(config):
     from repmobile_mm.apis.tasks import DetectorFeatures
     result = check_tool('tools/analysis_tools/get_flops.py', config, '--shape', '64', '48')

@@ -18,13 +18,15 @@ import repmobile_mm  # noqa: F401  (registers the models)
 from repmobile_mm.integrations import timm as registrations
 from repmobile_mm.integrations.timm import default_cfgs
 from repmobile_mm.utils import randomize_batchnorm
-from tests.helpers import paired
+from tests.helpers import paired, sweep
 
 MODELS = sorted(default_cfgs)
 # one model of each code path (RepViT's releases differ in RepVGGDW); the other variants
 # differ from these in widths, depths and SE placement only, and compiling each costs
 # seconds
 CODE_PATHS = ['repmobile_s', 'mm_repvit_m0_9', 'mm_repvit_m1', 'repnext_m0']
+# every model; the code paths' in every tier, the others' in make test
+EVERY_MODEL = sweep(MODELS, fast=lambda name: name in CODE_PATHS)
 CFG_KEYS = ('url', 'num_classes', 'input_size', 'pool_size', 'crop_pct', 'interpolation',
             'mean', 'std', 'first_conv', 'classifier')
 
@@ -41,7 +43,7 @@ def test_every_family_is_registered():
         == set(MODELS) - {'repmobile_s', 'repmobile_m', 'repmobile_l'}
 
 
-@pytest.mark.parametrize('name', MODELS)
+@pytest.mark.parametrize('name', EVERY_MODEL)
 def test_cfg_widths_head_and_pooling(name):
     model = create(name)
     cfg = model.pretrained_cfg
@@ -78,7 +80,7 @@ def test_cfg_widths_head_and_pooling(name):
         assert headless(x).shape == (2, headless.head_hidden_size, 2, 3)
 
 
-@pytest.mark.parametrize('name', MODELS)
+@pytest.mark.parametrize('name', EVERY_MODEL)
 def test_creation_on_a_device_and_classifier_reset_keep_placement(name):
     model = timm.create_model(name, device='meta', dtype=torch.float64)
     tensors = list(model.parameters()) + list(model.buffers())
@@ -92,7 +94,7 @@ def test_creation_on_a_device_and_classifier_reset_keep_placement(name):
         timm.create_model(name, not_a_model_arg=1)
 
 
-@pytest.mark.parametrize('name', MODELS)
+@pytest.mark.parametrize('name', EVERY_MODEL)
 def test_intermediates_features_and_pruning(name):
     model = create(name)
     x = torch.randn(2, 3, 64, 96)
@@ -125,6 +127,7 @@ def test_intermediates_features_and_pruning(name):
     assert not unused, unused
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', CODE_PATHS)
 def test_scripting_and_tracing_in_both_forms(name):
     model = create(name)
