@@ -14,9 +14,10 @@ lint: install
 	$(PYTHON) -m flake8
 	$(PYTHON) -m isort --check-only --diff .
 
-# Two pytest workers (pytest-xdist), one per core; a test module stays on one worker,
-# so its module fixtures (trained checkpoints) are made once. PYTEST_ARGS adds options.
-PYTEST := $(PYTHON) -m pytest -q -n 2 --dist loadscope
+# Two pytest workers (pytest-xdist), one per core, each taking the next test; the tests
+# that share a trained checkpoint are one xdist_group, run by one worker, so that it is
+# trained once. PYTEST_ARGS adds options.
+PYTEST := $(PYTHON) -m pytest -q -n 2 --dist loadgroup
 
 # everything: what CI runs (.ci/run)
 test: install

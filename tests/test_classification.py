@@ -18,6 +18,10 @@ from tests.helpers import (ROOT, assert_close_to_max, assert_twin_loads_fused_tr
                            check_tool, make_folder_dataset, paired, run_tool, sweep,
                            trained_and_fused, training_twin)
 
+# the tests that share this module's trained checkpoints run in one pytest-xdist worker
+# (make test: --dist loadgroup), so that each checkpoint is trained once
+ONE_WORKER = pytest.mark.xdist_group('test_classification')
+
 CONFIG_DIR = osp.join(ROOT, 'classification/configs')
 DIGITS = osp.join(CONFIG_DIR, 'repmobile/repmobile-s_1xb64_digits.py')
 DIGITS_DEPLOY = osp.join(CONFIG_DIR, 'repmobile/deploy/repmobile-s-deploy_1xb64_digits.py')
@@ -214,6 +218,7 @@ DIGITS_RUNS = [('trained', DIGITS, DIGITS_DEPLOY),
 FAMILIES = ['repmobile', 'repvit', 'repnext']
 
 
+@ONE_WORKER
 @pytest.mark.slow
 @pytest.mark.parametrize('run,config,deploy_config', DIGITS_RUNS, ids=FAMILIES)
 def test_train_then_test(request, run, config, deploy_config):
@@ -243,6 +248,7 @@ def test_train_then_test(request, run, config, deploy_config):
     assert written == pytest.approx(100 * np.mean(correct), abs=1e-4)
 
 
+@ONE_WORKER
 @pytest.mark.slow
 def test_inferencer_runs_the_fused_checkpoint_with_its_classes(trained):
     """mmpretrain's ImageClassificationInferencer on the deploy twin and the checkpoint
@@ -275,6 +281,7 @@ def test_inferencer_runs_the_fused_checkpoint_with_its_classes(trained):
     assert again.returncode != 0 and 'pass --force' in again.stderr
 
 
+@ONE_WORKER
 @pytest.mark.slow
 def test_resume_loads_mmengine_checkpoints_safely(trained):
     """--resume works with torch's weights_only loading (mmengine's HistoryBuffer allowed)."""
@@ -288,6 +295,7 @@ def test_resume_loads_mmengine_checkpoints_safely(trained):
     assert 'resumed epoch: 1' in log and 'Epoch(train) [2][2/2]' in log
 
 
+@ONE_WORKER
 @pytest.mark.slow
 @pytest.mark.parametrize('run,config,deploy_config', DIGITS_RUNS, ids=FAMILIES)
 def test_fuse_round_trip(request, run, config, deploy_config):

@@ -18,6 +18,10 @@ from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import (ROOT, assert_twin_loads_fused_training_model, check_picture, check_tool,
                            paired, sweep, trained_and_fused, training_twin)
 
+# the tests that share this module's trained checkpoints run in one pytest-xdist worker
+# (make test: --dist loadgroup), so that each checkpoint is trained once
+ONE_WORKER = pytest.mark.xdist_group('test_detection')
+
 CONFIG_DIR = osp.join(ROOT, 'detection/configs')
 SHAPES = osp.join(CONFIG_DIR, 'repmobile/mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py')
 SHAPES_DEPLOY = osp.join(CONFIG_DIR,
@@ -168,6 +172,7 @@ SHAPES_RUNS = [('shapes', SHAPES), ('shapes_repvit', REPVIT_SHAPES),
                ('shapes_repnext', REPNEXT_SHAPES)]
 
 
+@ONE_WORKER
 @pytest.mark.slow
 @pytest.mark.parametrize('run,config', SHAPES_RUNS, ids=['repmobile', 'repvit', 'repnext'])
 def test_train_then_test(request, run, config):
@@ -209,6 +214,7 @@ def predict(model, images):
     return [r.pred_instances for r in inference_detector(model, images)]
 
 
+@ONE_WORKER
 @pytest.mark.slow
 def test_fused_detector_predicts_the_same(shapes):
     from mmdet.apis import init_detector
@@ -243,6 +249,7 @@ def assert_same_detections(a, b, top=10, share=0.95):
         assert mismatch < 1e-3, f'{mismatch:.2%} of mask pixels differ'
 
 
+@ONE_WORKER
 @pytest.mark.slow
 @pytest.mark.parametrize('run,config', [('shapes', SHAPES), ('shapes_repvit', REPVIT_SHAPES)],
                          ids=['repmobile', 'repvit'])
@@ -259,6 +266,7 @@ def test_fuse_tool_round_trip_for_detectors(request, run, config):
                                                             strict=True)
 
 
+@ONE_WORKER
 @pytest.mark.slow
 def test_det_inferencer_runs_trained_and_fused_checkpoints(shapes):
     """mmdet's DetInferencer on the training config with the trained checkpoint and on

@@ -12,6 +12,10 @@ import pytest
 
 from tests.helpers import ROOT, check_tool, make_folder_dataset
 
+# the tests that share this module's trained checkpoints run in one pytest-xdist worker
+# (make test: --dist loadgroup), so that each checkpoint is trained once
+ONE_WORKER = pytest.mark.xdist_group('test_mim')
+
 MIM = osp.join(osp.dirname(sys.executable), 'mim')
 DIGITS = 'repmobile-s_1xb64_digits.py'
 # one config of each task, by name alone
@@ -83,6 +87,7 @@ def test_each_task_finds_its_configs_by_name(path, name, tmp_path):
     assert osp.samefile(found[0], osp.join(ROOT, path))
 
 
+@ONE_WORKER
 @pytest.mark.slow
 def test_mim_test_and_run_from_another_directory(trained_by_mim):
     """`mim test` scores what tools/test.py scores; `mim run` finds our tools."""
@@ -98,6 +103,7 @@ def test_mim_test_and_run_from_another_directory(trained_by_mim):
     assert 'deploy   form:' in output and 'MACs' in output
 
 
+@ONE_WORKER
 @pytest.mark.slow
 def test_mim_uses_a_built_wheel(trained_by_mim, tmp_path):
     """A wheel of this tree (built from a copy: a build copies configs and tools into

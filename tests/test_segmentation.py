@@ -18,6 +18,10 @@ from tests.helpers import (ROOT, assert_close_to_max, assert_twin_loads_fused_tr
                            check_picture, check_tool, paired, sweep, trained_and_fused,
                            training_twin)
 
+# the tests that share this module's trained checkpoints run in one pytest-xdist worker
+# (make test: --dist loadgroup), so that each checkpoint is trained once
+ONE_WORKER = pytest.mark.xdist_group('test_segmentation')
+
 CONFIG_DIR = osp.join(ROOT, 'segmentation/configs')
 SCENES = osp.join(CONFIG_DIR, 'repmobile/fpn_repmobile-s_1xb8-1000i_scenes-128x128.py')
 SCENES_DEPLOY = osp.join(
@@ -115,6 +119,7 @@ SCENES_RUNS = [('scenes', SCENES), ('scenes_repvit', REPVIT_SCENES),
                ('scenes_repnext', REPNEXT_SCENES)]
 
 
+@ONE_WORKER
 @pytest.mark.slow
 @pytest.mark.parametrize('run,config', SCENES_RUNS, ids=['repmobile', 'repvit', 'repnext'])
 def test_train_then_test(request, run, config):
@@ -167,6 +172,7 @@ def test_fused_segmentor_logits_are_exact(size, config):
         assert_close_to_max(fused(x, mode='tensor'), model(x, mode='tensor'), 1e-8)
 
 
+@ONE_WORKER
 @pytest.mark.slow
 def test_fuse_tool_round_trip_for_segmentors(scenes):
     fused_path = str(scenes['tmp'] / 'fused.pth')
@@ -182,6 +188,7 @@ def test_fuse_tool_round_trip_for_segmentors(scenes):
         assert_close_to_max(deployed(x, mode='tensor'), model(x, mode='tensor'), 1e-4)
 
 
+@ONE_WORKER
 @pytest.mark.slow
 def test_seg_inferencer_runs_trained_and_fused_checkpoints(scenes):
     """mmseg's MMSegInferencer on the training config with the trained checkpoint and on
