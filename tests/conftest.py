@@ -1,3 +1,4 @@
+import functools
 import json
 import os
 import os.path as osp
@@ -20,16 +21,22 @@ allow_mmengine_checkpoint_globals()
 
 
 @pytest.fixture(scope='session', autouse=True)
-def quick_runner_start_and_end():
-    """Two waits of the libraries that cost the in-process tool runs more than their
-    work on 2 cores, cut for the tests' process (the tools' own processes keep them):
-    mmengine formats every config it logs and dumps with yapf (seconds a runner; the
+def quick_library_waits():
+    """Three waits of the libraries that cost the tests more than their work on 2 cores,
+    cut for the tests' process (the tools' own processes keep them): mmengine reads the
+    170 YAML metafiles of an mm package each time a config inherits one of its model
+    configs (``mmdet::mask_rcnn/...``; about 1 s a config; read once here, they do not
+    change), formats every config it logs and dumps with yapf (seconds a runner; the
     tests read neither), and torch gives each data loader worker 5 s to exit when the
     loader goes (``MP_STATUS_CHECK_INTERVAL``, also its polling period), after which
     it ends the worker anyway."""
     import mmengine.config.config
+    import mmengine.config.utils
     import torch.utils.data._utils
     with pytest.MonkeyPatch.context() as patch:
+        # mmengine.config.utils reads only those metafiles with its `load`
+        patch.setattr(mmengine.config.utils, 'load',
+                      functools.lru_cache(maxsize=None)(mmengine.config.utils.load))
         patch.setattr(mmengine.config.config, 'FormatCode', lambda text, **kwargs: (text, None))
         patch.setattr(torch.utils.data._utils, 'MP_STATUS_CHECK_INTERVAL', 0.2)
         yield
