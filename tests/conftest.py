@@ -92,3 +92,9 @@ def scenes_data(tmp_path_factory):
     data = str(tmp_path_factory.mktemp('data') / 'scenes')
     make_scenes(data, num_train=4, num_val=2, seed=1)
     return data
+
+
+def pytest_collection_modifyitems(items):
+    """The slow tests first (otherwise in collection order): under pytest-xdist the two
+    workers then end together, instead of one waiting on a long test handed out last."""
+    items.sort(key=lambda item: item.get_closest_marker('slow') is None)
