@@ -152,6 +152,18 @@ def assert_twin_loads_fused_training_model(deploy_model, deploy_config):
     deploy_model.load_state_dict(reparameterize_model(training).state_dict(), strict=True)
 
 
+def assert_families_have_configs_and_twins(configs, dataset):
+    """Each family has training configs of the published ``dataset`` among ``configs`` (so
+    the config tests run over a list that is not empty), and every training config has
+    its deploy twin under deploy/ and every twin its training config."""
+    for family in ('repmobile', 'repvit', 'repnext'):
+        ours = [p for p in configs if f'/configs/{family}/' in p]
+        training = sorted(p for p in ours if '/deploy/' not in p)
+        deploy = sorted(training_twin(p) for p in ours if '/deploy/' in p)
+        assert any(dataset in osp.basename(p) for p in training), family
+        assert training == deploy, family
+
+
 def trained_and_fused(config, deploy_config, run):
     """``(form, config, checkpoint)`` of a training run's checkpoint (``run``: the
     fixture's ``tmp``, ``checkpoint`` and ``options``) and of the fused checkpoint that

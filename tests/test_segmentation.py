@@ -14,9 +14,9 @@ from repmobile_mm.apis.model_io import build_model, read_state_dict
 from repmobile_mm.apis.runner import load_config
 from repmobile_mm.models import fused_copy
 from repmobile_mm.utils import randomize_batchnorm
-from tests.helpers import (ROOT, assert_close_to_max, assert_twin_loads_fused_training_model,
-                           check_picture, check_tool, paired, sweep, trained_and_fused,
-                           training_twin)
+from tests.helpers import (ROOT, assert_close_to_max, assert_families_have_configs_and_twins,
+                           assert_twin_loads_fused_training_model, check_picture, check_tool,
+                           paired, sweep, trained_and_fused)
 
 # the tests that share this module's trained checkpoints run in one pytest-xdist worker
 # (make test: --dist loadgroup), so that each checkpoint is trained once
@@ -76,14 +76,7 @@ def test_every_config_loads_and_builds(path):
 
 
 def test_each_family_has_ade20k_configs_each_with_its_deploy_twin():
-    """The lists the config tests run over are not empty, and every training config
-    has its deploy twin (and every twin its training config)."""
-    for family in ('repmobile', 'repvit', 'repnext'):
-        configs = [p for p in FAMILY_CONFIGS if f'/configs/{family}/' in p]
-        training = sorted(p for p in configs if '/deploy/' not in p)
-        deploy = sorted(training_twin(p) for p in configs if '/deploy/' in p)
-        assert any('ade20k' in osp.basename(p) for p in training), family
-        assert training == deploy, family
+    assert_families_have_configs_and_twins(FAMILY_CONFIGS, 'ade20k')
 
 
 def train_scenes(tmp_path_factory, config, data):
