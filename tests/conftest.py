@@ -24,12 +24,12 @@ allow_mmengine_checkpoint_globals()
 def quick_library_waits():
     """Three waits of the libraries that cost the tests more than their work on 2 cores,
     cut for the tests' process (the tools' own processes keep them): mmengine reads the
-    170 YAML metafiles of an mm package each time a config inherits one of its model
-    configs (``mmdet::mask_rcnn/...``; about 1 s a config; read once here, they do not
-    change), formats every config it logs and dumps with yapf (seconds a runner; the
-    tests read neither), and torch gives each data loader worker 5 s to exit when the
-    loader goes (``MP_STATUS_CHECK_INTERVAL``, also its polling period), after which
-    it ends the worker anyway."""
+    170 YAML metafiles of an mm package each time a config inherits from it
+    (``mmpretrain::_base_/...``, ``mmdet::mask_rcnn/...``; about 0.8 s a config; read
+    once here, they do not change), formats every config it logs and dumps with yapf
+    (seconds a runner; the tests read neither), and torch gives each data loader worker
+    5 s to exit when the loader goes (``MP_STATUS_CHECK_INTERVAL``, also its polling
+    period), after which it ends the worker anyway."""
     import mmengine.config.config
     import mmengine.config.utils
     import torch.utils.data._utils
