@@ -90,20 +90,6 @@ def run_tool_here(script, *args):
                                        stderr.getvalue())
 
 
-def run_in_process(monkeypatch, script, *args):
-    """Run a repository tool's ``__main__`` in this process, as ``python SCRIPT ARGS``
-    from the repository root would (no interpreter and library start-up: seconds
-    saved per run). A tool ends in ``sys.exit``: a success returns, a refusal
-    surfaces as the ``SystemExit`` carrying its one-line message."""
-    monkeypatch.chdir(ROOT)
-    monkeypatch.setattr(sys, 'argv', [script, *args])
-    try:
-        runpy.run_path(osp.join(ROOT, script), run_name='__main__')
-    except SystemExit as exit_:
-        if exit_.code not in (None, 0):
-            raise
-
-
 def python_output(code, *args, timeout=120):
     """The stdout of ``python -c CODE ARGS`` in a fresh interpreter (for what a process
     does at import or to process-wide state); a failing run fails the test."""
@@ -118,6 +104,16 @@ def check_tool(*args, timeout=900, env=None, process=False):
     result = run_tool(*args, timeout=timeout, env=env, process=process)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
+
+
+def refusal(*args) -> str:
+    """The message of a tool run (:func:`run_tool`) that must refuse: exit status 1,
+    the message the last line of stderr, no traceback."""
+    result = run_tool(*args)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and lines and 'Traceback' not in result.stderr, \
+        f'exit {result.returncode}: {result.stdout[-1500:]}{result.stderr[-1500:]}'
+    return lines[-1]
 
 
 def paired(first, second):
@@ -184,14 +180,13 @@ def check_picture(deploy_config, fused, images, picture, options=(), count=2):
         assert png.format == 'PNG' and png.width > count * 100 and png.height > 100
 
 
-def fuse_with_tool(config, model, folder, monkeypatch):
+def fuse_with_tool(config, model, folder):
     """Save ``model`` (built from the training ``config``) and fuse it with
     tools/reparameterize_model.py, in this process (a check input of 64x64); returns the
     fused checkpoint's path, for the config's deploy twin."""
     src, dst = osp.join(folder, 'trained.pth'), osp.join(folder, 'fused.pth')
     torch.save({'state_dict': model.state_dict()}, src)
-    run_in_process(monkeypatch, 'tools/reparameterize_model.py', config, src, dst,
-                   '--shape', '64', '64')
+    check_tool('tools/reparameterize_model.py', config, src, dst, '--shape', '64', '64')
     return dst
 
 

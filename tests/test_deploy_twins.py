@@ -61,7 +61,7 @@ def make_data(kind, folder):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('kind', sorted(TWINS))
-def test_fused_checkpoint_of_the_tool_tests_with_the_deploy_twin(kind, tmp_path, monkeypatch):
+def test_fused_checkpoint_of_the_tool_tests_with_the_deploy_twin(kind, tmp_path):
     data = str(tmp_path / 'data')
     make_data(kind, data)
     deploy_path = osp.join(ROOT, TWINS[kind])
@@ -74,8 +74,7 @@ def test_fused_checkpoint_of_the_tool_tests_with_the_deploy_twin(kind, tmp_path,
     torch.manual_seed(3)
     training = randomize_batchnorm(build_model(load_config(configs['training'])), seed=3)
     checkpoints = {'training': osp.join(tmp_path, 'trained.pth'),
-                   'deploy': fuse_with_tool(configs['training'], training, str(tmp_path),
-                                            monkeypatch)}
+                   'deploy': fuse_with_tool(configs['training'], training, str(tmp_path))}
     metrics = {}
     for form in ('training', 'deploy'):
         out = str(tmp_path / f'{form}.json')

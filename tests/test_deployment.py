@@ -10,7 +10,7 @@ import repmobile_mm  # noqa: F401
 from repmobile_mm.apis.model_io import build_model
 from repmobile_mm.apis.runner import load_config
 from repmobile_mm.utils import randomize_batchnorm
-from tests.helpers import ROOT, assert_close_to_max, run_in_process, run_tool
+from tests.helpers import ROOT, assert_close_to_max, check_tool, run_tool
 
 DIGITS = osp.join(ROOT, 'classification/configs/repmobile/repmobile-s_1xb64_digits.py')
 REPVIT_DIGITS = osp.join(ROOT, 'classification/configs/repvit/repvit-m0.9_1xb64_digits.py')
@@ -31,14 +31,14 @@ def trained_like_checkpoint(request, tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize('backbone_only', [False, True])
 def test_onnx_export_has_dynamic_batch_and_size(trained_like_checkpoint, tmp_path,
-                                                backbone_only, monkeypatch, capsys):
+                                                backbone_only):
     import onnxruntime
     model, checkpoint, config = trained_like_checkpoint
     out = str(tmp_path / 'model.onnx')
     args = [config, checkpoint, out]
-    run_in_process(monkeypatch, 'tools/deployment/pytorch2onnx.py',
-                   *(args + ['--backbone-only'] if backbone_only else args))
-    assert 'largest relative difference' in capsys.readouterr().out
+    result = check_tool('tools/deployment/pytorch2onnx.py',
+                        *(args + ['--backbone-only'] if backbone_only else args))
+    assert 'largest relative difference' in result.stdout
     session = onnxruntime.InferenceSession(out, providers=['CPUExecutionProvider'])
     for shape in [(3, 3, 32, 32), (1, 3, 45, 37)]:  # sizes other than the export's
         x = torch.randn(*shape)
@@ -50,21 +50,21 @@ def test_onnx_export_has_dynamic_batch_and_size(trained_like_checkpoint, tmp_pat
             assert_close_to_max(torch.from_numpy(np.asarray(g)), e, 1e-4, f'{shape}')
     if not backbone_only:  # the benchmark times onnxruntime beside PyTorch
         bench = str(tmp_path / 'bench.json')
-        run_in_process(monkeypatch, 'tools/analysis_tools/benchmark.py', '--device', 'cpu',
-                       '--models', out, '--batch-size', '2', '--size', '32', '--warmup', '1',
-                       '--rounds', '1', '--latency-calls', '1', '--json', bench)
+        check_tool('tools/analysis_tools/benchmark.py', '--device', 'cpu', '--models', out,
+                   '--batch-size', '2', '--size', '32', '--warmup', '1', '--rounds', '1',
+                   '--latency-calls', '1', '--json', bench)
         with open(bench) as f:
             assert json.load(f)['results'][0]['model'] == f'{out} (onnxruntime fp32)'
 
 
 @pytest.mark.slow
-def test_benchmark_writes_interleaved_results(tmp_path, monkeypatch):
+def test_benchmark_writes_interleaved_results(tmp_path):
     out = str(tmp_path / 'bench.json')
     plot = str(tmp_path / 'bench.png')
-    run_in_process(monkeypatch, 'tools/analysis_tools/benchmark.py', '--device', 'cpu',
-                   '--models', 'repmobile_s', 'mobilenetv3_small_050', '--batch-size', '2',
-                   '--size', '64', '--warmup', '1', '--rounds', '2', '--latency-calls', '2',
-                   '--json', out, '--plot', plot)
+    check_tool('tools/analysis_tools/benchmark.py', '--device', 'cpu', '--models',
+               'repmobile_s', 'mobilenetv3_small_050', '--batch-size', '2', '--size', '64',
+               '--warmup', '1', '--rounds', '2', '--latency-calls', '2', '--json', out,
+               '--plot', plot)
     with open(out) as f:
         report = json.load(f)
     names = [row['model'] for row in report['results']]
@@ -75,11 +75,11 @@ def test_benchmark_writes_interleaved_results(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_benchmark_train_step_times_ours_beside_the_published_structure(
-        tmp_path, monkeypatch):
+        tmp_path):
     out = str(tmp_path / 'train.json')
-    run_in_process(monkeypatch, 'tools/analysis_tools/benchmark.py', '--device', 'cpu',
-                   '--train-step', '--models', 'repmobile_s', '--batch-size', '2', '--size',
-                   '64', '--warmup', '1', '--rounds', '1', '--json', out)
+    check_tool('tools/analysis_tools/benchmark.py', '--device', 'cpu', '--train-step',
+               '--models', 'repmobile_s', '--batch-size', '2', '--size', '64', '--warmup', '1',
+               '--rounds', '1', '--json', out)
     with open(out) as f:
         report = json.load(f)
     assert report['task'] == 'train step'

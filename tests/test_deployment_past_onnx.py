@@ -17,7 +17,8 @@ from repmobile_mm.apis.model_io import build_model
 from repmobile_mm.apis.runner import load_config
 from repmobile_mm.models import fused_copy
 from repmobile_mm.utils import randomize_batchnorm
-from tests.helpers import ROOT, assert_close_to_max, make_folder_dataset, paired, run_in_process
+from tests.helpers import (ROOT, assert_close_to_max, check_tool, make_folder_dataset, paired,
+                           refusal)
 
 DIGITS = {family: osp.join(ROOT, f'classification/configs/{family}/{name}_1xb64_digits.py')
           for family, name in (('repmobile', 'repmobile-s'), ('repvit', 'repvit-m0.9'),
@@ -39,9 +40,9 @@ def checkpoint(request, tmp_path_factory):
     return config, path, model
 
 
-def run_main(module, monkeypatch, *args):
-    """``python tools/deployment/<module>.py ARGS``, in this process."""
-    run_in_process(monkeypatch, f'tools/deployment/{module}.py', *args)
+def run_main(module, *args):
+    """``python tools/deployment/<module>.py ARGS`` (in this process), which must succeed."""
+    return check_tool(f'tools/deployment/{module}.py', *args)
 
 
 @pytest.fixture(scope='module')
@@ -55,11 +56,11 @@ def saved_spec(ct, path):
 
 
 @pytest.mark.slow
-def test_coreml_converts_every_family_fused(checkpoint, ct, tmp_path, monkeypatch):
+def test_coreml_converts_every_family_fused(checkpoint, ct, tmp_path):
     from repmobile_mm.apis.coreml_export import feature_shapes, op_types
     config, path, model = checkpoint
     out = str(tmp_path / 'new' / 'model.mlpackage')  # the folder is created
-    run_main('pytorch2coreml', monkeypatch, config, path, out, '--shape', '33', '31')
+    run_main('pytorch2coreml', config, path, out, '--shape', '33', '31')
     spec = saved_spec(ct, out)
     assert feature_shapes(spec.description.input) == {'input': (1, 3, 33, 31)}
     with torch.no_grad():
@@ -75,13 +76,13 @@ def test_coreml_converts_every_family_fused(checkpoint, ct, tmp_path, monkeypatc
     (['--backbone-only'], '.mlpackage'),
     (['--convert-to', 'neuralnetwork', '--image-input', '--fp16'], '.mlmodel'),
 ], ids=['backbone', 'neuralnetwork-image-fp16'])
-def test_coreml_backbone_and_image_input(ct, tmp_path, monkeypatch, options, suffix):
+def test_coreml_backbone_and_image_input(ct, tmp_path, options, suffix):
     from repmobile_mm.apis.coreml_export import feature_shapes, op_types
     model = randomize_batchnorm(build_model(load_config(DIGITS['repmobile'])), seed=3).eval()
     path = str(tmp_path / 'model.pth')
     torch.save({'state_dict': model.state_dict()}, path)
     out = str(tmp_path / f'model{suffix}')
-    run_main('pytorch2coreml', monkeypatch, DIGITS['repmobile'], path, out,
+    run_main('pytorch2coreml', DIGITS['repmobile'], path, out,
              '--shape', '64', '64', *options)
     spec = saved_spec(ct, out)
     if '--image-input' in options:
@@ -144,9 +145,8 @@ def test_coreml_tool_says_what_is_wrong(tmp_path, monkeypatch, case, message):
         (out / 'keep').write_text('kept')
     else:
         out = tmp_path / 'model.onnx'
-    with pytest.raises(SystemExit) as err:
-        run_main('pytorch2coreml', monkeypatch, config, path, str(out), '--shape', '32', '32')
-    assert message in str(err.value)
+    assert message in refusal('tools/deployment/pytorch2coreml.py', config, path, str(out),
+                              '--shape', '32', '32')
     if case == 'exists':
         assert (out / 'keep').read_text() == 'kept'
 
@@ -161,7 +161,7 @@ def digits_data(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_int8_quantization_of_a_fused_classifier(tmp_path, monkeypatch, digits_data):
+def test_int8_quantization_of_a_fused_classifier(tmp_path, digits_data):
     import onnx
     import onnxruntime
 
@@ -174,7 +174,7 @@ def test_int8_quantization_of_a_fused_classifier(tmp_path, monkeypatch, digits_d
     path = str(tmp_path / 'model.pth')
     torch.save({'state_dict': model.state_dict()}, path)
     out, results = str(tmp_path / 'int8.onnx'), str(tmp_path / 'int8.json')
-    run_main('quantize_onnx', monkeypatch, config, path, out, '--calib', '12', '--eval',
+    run_main('quantize_onnx', config, path, out, '--calib', '12', '--eval',
              '--latency-rounds', '1', '--out', results, *digits_data)
 
     images = [x for _, x, _ in preprocessed(model, split_loader(cfg, 'train', 12, seed=0))]
@@ -209,9 +209,9 @@ def test_int8_quantization_of_a_fused_classifier(tmp_path, monkeypatch, digits_d
 
     # the benchmark times the int8 file beside PyTorch, labelled by its precision
     bench = str(tmp_path / 'bench.json')
-    run_in_process(monkeypatch, 'tools/analysis_tools/benchmark.py', '--device', 'cpu',
-                   '--models', out, 'repmobile_s', '--batch-size', '0', '--size', '32',
-                   '--warmup', '1', '--rounds', '1', '--latency-calls', '1', '--json', bench)
+    check_tool('tools/analysis_tools/benchmark.py', '--device', 'cpu', '--models', out,
+               'repmobile_s', '--batch-size', '0', '--size', '32', '--warmup', '1', '--rounds',
+               '1', '--latency-calls', '1', '--json', bench)
     with open(bench) as f:
         rows = json.load(f)['results']
     assert [row['model'] for row in rows] == [
@@ -224,7 +224,7 @@ def test_int8_quantization_of_a_fused_classifier(tmp_path, monkeypatch, digits_d
     ('training-into-deploy', 'holds the training form'),
     ('detector', 'covers classifiers and segmentors'),
 ])
-def test_quantize_tool_says_what_is_wrong(tmp_path, monkeypatch, case, message):
+def test_quantize_tool_says_what_is_wrong(tmp_path, case, message):
     config = DIGITS['repmobile']
     model = build_model(load_config(config)).eval()
     path = str(tmp_path / 'model.pth')
@@ -239,9 +239,7 @@ def test_quantize_tool_says_what_is_wrong(tmp_path, monkeypatch, case, message):
                           'mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py')
         model = build_model(load_config(config)).eval()
         torch.save({'state_dict': model.state_dict()}, path)
-    with pytest.raises(SystemExit) as err:
-        run_main('quantize_onnx', monkeypatch, config, path, str(out))
-    assert message in str(err.value)
+    assert message in refusal('tools/deployment/quantize_onnx.py', config, path, str(out))
     if case == 'exists':
         assert out.read_bytes() == b'keep me'
 
@@ -253,7 +251,7 @@ SHAPES = osp.join(ROOT, 'detection/configs/repmobile/'
 
 
 @pytest.mark.slow
-def test_segmentor_onnx_logits_are_right_at_every_size(tmp_path, monkeypatch, scenes_data):
+def test_segmentor_onnx_logits_are_right_at_every_size(tmp_path, scenes_data):
     """The whole segmentor (what quantize_onnx.py quantizes) at sizes other than the
     export's: mmseg's Upsample would freeze the export size into the graph; then
     quantize_onnx.py on it, evaluated on generated scenes in both precisions."""
@@ -263,7 +261,7 @@ def test_segmentor_onnx_logits_are_right_at_every_size(tmp_path, monkeypatch, sc
     model = randomize_batchnorm(build_model(load_config(SCENES)), seed=3).eval()
     path, out = str(tmp_path / 'model.pth'), str(tmp_path / 'seg.onnx')
     torch.save({'state_dict': model.state_dict()}, path)
-    run_main('pytorch2onnx', monkeypatch, SCENES, path, out)  # checks 224x224 and 67x45
+    run_main('pytorch2onnx', SCENES, path, out)  # checks 224x224 and 67x45
     fused = SegLogits(fused_copy(model)).eval()
     session = onnxruntime.InferenceSession(out, providers=['CPUExecutionProvider'])
     for shape in [(1, 3, 96, 160), (1, 3, 128, 128)]:
@@ -276,7 +274,7 @@ def test_segmentor_onnx_logits_are_right_at_every_size(tmp_path, monkeypatch, sc
 
     int8, results = str(tmp_path / 'seg-int8.onnx'), str(tmp_path / 'seg-int8.json')
     data = [f'{split}_dataloader.dataset.data_root={scenes_data}' for split in ('train', 'val')]
-    run_main('quantize_onnx', monkeypatch, SCENES, path, int8, '--calib', '4', '--eval',
+    run_main('quantize_onnx', SCENES, path, int8, '--calib', '4', '--eval',
              '--latency-rounds', '1', '--out', results, '--cfg-options', *data)
     with open(results) as f:
         report = json.load(f)
@@ -291,14 +289,14 @@ def test_segmentor_onnx_logits_are_right_at_every_size(tmp_path, monkeypatch, sc
 
 
 @pytest.mark.slow
-def test_detector_exports_its_backbone_and_the_benchmark_times_it(tmp_path, monkeypatch):
+def test_detector_exports_its_backbone_and_the_benchmark_times_it(tmp_path):
     """pytorch2onnx.py on a Mask R-CNN: the fused backbone's four maps, right at sizes
     other than the export's; benchmark.py on the config: the backbone in both forms."""
     import onnxruntime
     model = randomize_batchnorm(build_model(load_config(SHAPES)), seed=3).eval()
     path, out = str(tmp_path / 'model.pth'), str(tmp_path / 'backbone.onnx')
     torch.save({'state_dict': model.state_dict()}, path)
-    run_main('pytorch2onnx', monkeypatch, SHAPES, path, out)
+    run_main('pytorch2onnx', SHAPES, path, out)
     backbone = fused_copy(model).backbone.eval()
     session = onnxruntime.InferenceSession(out, providers=['CPUExecutionProvider'])
     for shape in [(1, 3, 64, 96), (2, 3, 45, 37)]:
@@ -308,9 +306,9 @@ def test_detector_exports_its_backbone_and_the_benchmark_times_it(tmp_path, monk
         for e, g in paired(expected, session.run(None, {'input': x.numpy()})):
             assert_close_to_max(torch.from_numpy(g), e, 1e-4, f'{shape}')
     bench = str(tmp_path / 'bench.json')
-    run_in_process(monkeypatch, 'tools/analysis_tools/benchmark.py', '--device', 'cpu',
-                   '--models', SHAPES, '--batch-size', '0', '--size', '64', '--warmup', '1',
-                   '--rounds', '1', '--latency-calls', '1', '--json', bench)
+    check_tool('tools/analysis_tools/benchmark.py', '--device', 'cpu', '--models', SHAPES,
+               '--batch-size', '0', '--size', '64', '--warmup', '1', '--rounds', '1',
+               '--latency-calls', '1', '--json', bench)
     with open(bench) as f:
         rows = json.load(f)['results']
     assert [row['model'] for row in rows] == [f'{SHAPES} (train)', f'{SHAPES} (fused)']

@@ -13,7 +13,7 @@ from repmobile_mm.apis.runner import load_config
 from repmobile_mm.models import (RepMobile, RepMobileBlock, RepMobileNet, RepNeXt, RepNeXtNet,
                                  RepViT, RepViTNet, fused_copy)
 from repmobile_mm.utils import randomize_batchnorm
-from tests.helpers import assert_close_to_max, make_folder_dataset, paired, run_in_process
+from tests.helpers import assert_close_to_max, check_tool, make_folder_dataset, paired, refusal
 from tests.test_deployment_past_onnx import DIGITS, DIGITS_DEPLOY
 
 TINY = {
@@ -171,20 +171,17 @@ def digits(tmp_path_factory):
     return configs[0], path, ['--cfg-options', *options], configs[1]
 
 
-def run_tool(monkeypatch, *args):
-    run_in_process(monkeypatch, 'tools/deployment/pytorch2executorch.py', *args)
+TOOL = 'tools/deployment/pytorch2executorch.py'
 
 
 @pytest.mark.slow
-def test_tool_writes_checked_int8_programs_and_evaluates(digits, tmp_path, monkeypatch,
-                                                         capsys):
+def test_tool_writes_checked_int8_programs_and_evaluates(digits, tmp_path):
     """One --int8 run checks both programs: the fp32 one against PyTorch, the int8 one
     against it."""
     config, checkpoint, options, deploy_config = digits
     out = str(tmp_path / 'new' / 'int8.pte')  # the folder is created
-    run_tool(monkeypatch, config, checkpoint, out, '--int8', '--calib', '6', '--eval',
-             *options)
-    printed = capsys.readouterr().out
+    printed = check_tool(TOOL, config, checkpoint, out, '--int8', '--calib', '6', '--eval',
+                         *options).stdout
     for line in ('fp32: no op left outside XNNPACK', 'fp32 program checked in ExecuTorch',
                  'calibrating int8 on 6 train images', 'int8: no op left outside XNNPACK',
                  'int8 program checked in ExecuTorch', 'accuracy/top1: fp32'):
@@ -200,19 +197,19 @@ def test_tool_writes_checked_int8_programs_and_evaluates(digits, tmp_path, monke
 
     # the benchmark times the program (batch 1 at its size), and says so at another size
     bench = str(tmp_path / 'bench.json')
-    run_in_process(monkeypatch, 'tools/analysis_tools/benchmark.py', '--device', 'cpu',
-                   '--models', out, '--batch-size', '0', '--size', '32', '--warmup', '1',
-                   '--rounds', '1', '--latency-calls', '1', '--json', bench)
+    check_tool('tools/analysis_tools/benchmark.py', '--device', 'cpu', '--models', out,
+               '--batch-size', '0', '--size', '32', '--warmup', '1', '--rounds', '1',
+               '--latency-calls', '1', '--json', bench)
     with open(bench) as f:
         row = json.load(f)['results'][0]
     assert row['model'] == f'{out} (ExecuTorch)' and row['latency_ms'] > 0
-    with pytest.raises(SystemExit, match='at the size it was exported at'):
-        run_in_process(monkeypatch, 'tools/analysis_tools/benchmark.py', '--device', 'cpu',
-                       '--models', out, '--batch-size', '0', '--size', '24', '--warmup', '1',
-                       '--rounds', '1', '--latency-calls', '1')
+    assert 'at the size it was exported at' in refusal(
+        'tools/analysis_tools/benchmark.py', '--device', 'cpu', '--models', out,
+        '--batch-size', '0', '--size', '24', '--warmup', '1', '--rounds', '1',
+        '--latency-calls', '1')
 
 
-def test_tool_refusals_are_one_line(digits, tmp_path, monkeypatch):
+def test_tool_refusals_are_one_line(digits, tmp_path):
     config, checkpoint, options, deploy_config = digits
     existing = tmp_path / 'model.pte'
     existing.write_bytes(b'old')
@@ -223,10 +220,8 @@ def test_tool_refusals_are_one_line(digits, tmp_path, monkeypatch):
         ((config, checkpoint, str(tmp_path / 'a.onnx')), 'is a .pte file'),
     ]
     for args, message in cases:
-        with pytest.raises(SystemExit) as error:
-            run_tool(monkeypatch, *args)
-        text = str(error.value.code)
-        assert message in text and '\n' not in text, text
+        text = refusal(TOOL, *args)
+        assert message in text, text
     assert existing.read_bytes() == b'old'
     assert not (tmp_path / 'a.pte').exists()
 
@@ -234,8 +229,5 @@ def test_tool_refusals_are_one_line(digits, tmp_path, monkeypatch):
 def test_tool_without_executorch_says_how_to_install(digits, tmp_path, monkeypatch):
     config, checkpoint, options, deploy_config = digits
     monkeypatch.setitem(sys.modules, 'executorch', None)  # `import executorch` fails
-    with pytest.raises(SystemExit) as error:
-        run_tool(monkeypatch, config, checkpoint, str(tmp_path / 'a.pte'), *options)
-    text = str(error.value.code)
+    text = refusal(TOOL, config, checkpoint, str(tmp_path / 'a.pte'), *options)
     assert 'ExecuTorch is not installed' in text and 'requirements/deploy.txt' in text, text
-    assert '\n' not in text

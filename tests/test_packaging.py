@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import repmobile_mm
-from .helpers import run_in_process
+from .helpers import check_tool
 
 PACKAGE = osp.dirname(repmobile_mm.__file__)
 
@@ -20,15 +20,14 @@ def test_mim_extension_ships_tools_and_configs():
                                'repmobile-s_4xb256-300e_in1k.py'))
 
 
-def test_reference_data_is_what_its_script_derives(monkeypatch, tmp_path):
+def test_reference_data_is_what_its_script_derives(tmp_path):
     """tests/data/reference is what make_reference_data.py derives from the published
     implementations' outputs (checked where those are beside the checkout)."""
     from tests.conftest import REFERENCE_DIR
     source = osp.join(osp.dirname(PACKAGE), '..', 'shared', 'reference')
     if not osp.isdir(source):
         pytest.skip(f'the published outputs are not beside this checkout ({source})')
-    run_in_process(monkeypatch, 'tests/data/make_reference_data.py', '--src', source,
-                   '--out', str(tmp_path))
+    check_tool('tests/data/make_reference_data.py', '--src', source, '--out', str(tmp_path))
     names = sorted(os.listdir(REFERENCE_DIR))
     assert names == sorted(os.listdir(tmp_path)) and len(names) == 7
     for name in names:
