@@ -3,7 +3,9 @@
 Importing the package registers the backbones and the RepMobile neck into mmengine's
 root ``MODELS`` registry (mmpretrain's, mmdet's and mmseg's registries find them there
 through their parent, so none of those libraries is imported), the engine parts (AGC
-optimizer wrappers, hooks) into mmengine, and the models into timm. The mmpretrain
+optimizer wrappers, hooks) into mmengine, the models into timm, and its checkpoint
+reading as mmengine's loader of paths and URLs (published release files converted in
+memory, everything else returned as stored: ``engine/checkpoint.py``). The mmpretrain
 heads and the distillation classifier need mmpretrain: classification configs name
 ``repmobile_mm.integrations.mmpretrain`` in their ``custom_imports``.
 """
@@ -15,3 +17,4 @@ from .models import *  # noqa: F401,F403
 __version__ = '0.1.0'
 
 register_backbones()
+engine.register_checkpoint_loaders()

@@ -9,18 +9,21 @@ those globals keeps loading safe: torch's restricted unpickler still calls only
 allow-listed callables, so ``getattr`` can fetch attributes but nothing it fetches
 can be called.
 """
+import argparse
 import os
 import pickle
 import re
 import shutil
 import tempfile
 from typing import Callable
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 
 from ..errors import CheckpointError, CheckpointNotFoundError, OutputExistsError
+from .published import as_ours
 
 
 def mmengine_checkpoint_globals() -> list:
@@ -37,19 +40,47 @@ def allow_mmengine_checkpoint_globals() -> None:
     torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
 
 
+def is_url(path: str) -> bool:
+    return path.startswith(('http://', 'https://'))
+
+
 def read_checkpoint(path: str):
-    """``torch.load`` of ``path`` under ``weights_only=True`` (mmengine's globals
-    allowed for this call only), every failure a one-line :class:`CheckpointError` that
-    names the file and the problem:
-    missing, not a file, truncated or corrupted, or unsafe (with the global it carries)."""
+    """The checkpoint at ``path`` (a file, ``.safetensors`` included, or an http(s) URL,
+    downloaded once by :func:`download`), in this package's layout where it is a
+    published one (:func:`published.as_ours`).
+
+    Read by ``torch.load`` under ``weights_only=True`` (mmengine's globals, and the
+    ``argparse.Namespace`` of training scripts' ``args``, allowed for this call only);
+    every failure is a one-line :class:`CheckpointError` that names the file and the
+    problem: missing, not a file, truncated or corrupted, or unsafe (with the global it
+    carries)."""
+    return as_ours(load_file(local_copy(path)), path)
+
+
+def local_copy(path: str) -> str:
+    """``path`` itself, or the downloaded copy of an http(s) URL."""
+    return download(path) if is_url(path) else os.path.expanduser(path)
+
+
+def load_file(path: str):
+    """:func:`read_checkpoint` of a local file, as stored."""
     if not os.path.exists(path):
         raise CheckpointNotFoundError(f'checkpoint not found: {path}')
     if not os.path.isfile(path):
         raise CheckpointError(f'checkpoint is not a file: {path}')
+    if path.endswith('.safetensors'):
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file as load_safetensors
+        try:
+            return load_safetensors(path)
+        except SafetensorError as err:
+            raise CheckpointError(f'{path} is truncated or corrupted (not a complete '
+                                  f'safetensors file): {first_line(err)}') from None
     # only the globals not allowed yet: leaving the context removes what it added,
     # which must not take away what a tool allowed for the whole process
     allowed = set(torch.serialization.get_safe_globals())
-    missing = [g for g in mmengine_checkpoint_globals() if g not in allowed]
+    missing = [g for g in mmengine_checkpoint_globals() + [argparse.Namespace]
+               if g not in allowed]
     try:
         with torch.serialization.safe_globals(missing):
             return torch.load(path, map_location='cpu', weights_only=True)
@@ -71,6 +102,62 @@ def read_checkpoint(path: str):
 def first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def download(url: str) -> str:
+    """The local copy of ``url`` in torch's hub cache (``<hub dir>/checkpoints/<file
+    name>``), downloaded the first time with a progress bar and checked against the
+    SHA-256 prefix in the file name where it has one (``name-<prefix>.pth``). torch's
+    downloader writes a temporary file and renames it when complete and checked, so a
+    failed or partial download never leaves a file that a later run trusts. In a
+    distributed run, rank 0 downloads while the others wait."""
+    from mmengine.dist import barrier, get_dist_info
+    name = os.path.basename(urlparse(url).path)
+    if not name:
+        raise CheckpointError(f'{url} names no file to download')
+    path = os.path.join(torch.hub.get_dir(), 'checkpoints', name)
+    rank, world_size = get_dist_info()
+    if rank == 0 and not os.path.isfile(path):
+        fetch(url, path)
+    if world_size > 1:
+        barrier()
+        if not os.path.isfile(path):  # a cache folder that rank 0 does not share
+            fetch(url, path)
+    return path
+
+
+def fetch(url: str, path: str) -> None:
+    from torch.hub import HASH_REGEX, download_url_to_file
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    match = HASH_REGEX.search(os.path.basename(path))
+    try:
+        download_url_to_file(url, path, match.group(1) if match else None, progress=True)
+    except RuntimeError as err:  # torch's hash check
+        raise CheckpointError(f'{url}: the download does not match the SHA-256 prefix in its '
+                              f'name, not kept ({first_line(err)})') from None
+    except OSError as err:  # URLError and HTTPError are OSErrors
+        raise CheckpointError(f'could not download {url}: {first_line(err)}') from None
+
+
+def load_from_path(filename: str, map_location=None):
+    """mmengine's local checkpoint loader, through :func:`read_checkpoint`."""
+    return read_checkpoint(filename)
+
+
+def load_from_url(filename: str, map_location=None):
+    """mmengine's http(s) checkpoint loader, through :func:`read_checkpoint`."""
+    return read_checkpoint(filename)
+
+
+def register_checkpoint_loaders() -> None:
+    """Make mmengine read checkpoints by paths and URLs with :func:`read_checkpoint`
+    (safe, one-line errors, published layouts converted): ``init_cfg``, ``load_from``,
+    ``--resume`` and the mm libraries' ``init_detector``/``init_model`` and inferencers.
+    A checkpoint in no published layout is returned as stored, as mmengine's own
+    loaders return it."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme('', load_from_path, force=True)
+    CheckpointLoader.register_scheme(('http://', 'https://'), load_from_url, force=True)
 
 
 def check_output_path(path: str, force: bool = False) -> None:

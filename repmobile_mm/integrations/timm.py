@@ -3,21 +3,25 @@
 
 timm ships its own ``repvit_*`` (other key names), hence the ``mm_`` prefix for
 ours, which take the published checkpoints' keys. ``features_only=True`` returns
-the four stage outputs (strides 4 to 32) with ``feature_info``. No pretrained weights
-are hosted under these names; ``pretrained=True`` with
-``pretrained_cfg_overlay=dict(file=PATH)`` loads a published release file (or timm's
-own RepViT weights, into ``mm_repvit_*``) through :func:`checkpoint_filter_fn`.
+the four stage outputs (strides 4 to 32) with ``feature_info``. ``pretrained=True``
+downloads the published release file of a RepViT or RepNeXt name (tags ``dist_300e_in1k``,
+the default, and RepViT's ``dist_450e_in1k``: ``models/published.RELEASE_URLS``);
+``pretrained_cfg_overlay=dict(file=PATH)`` loads one offline (RepMobile's, which have no
+direct URL, or timm's own RepViT weights into ``mm_repvit_*``), through
+:func:`checkpoint_filter_fn`.
 """
 import contextlib
 
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import (build_model_with_cfg, generate_default_cfgs, register_model,
+                         resolve_pretrained_cfg)
 
+from ..engine.published import release_weights
 from ..errors import CheckpointError
 from ..models import RepMobileNet, RepNeXt, RepNeXtNet, RepViTNet
 from ..models.backbones.repvit import FIRST_RELEASE_ARCHS, LATER_RELEASE_ARCHS
-from ..models.published import timm_repvit_to_published
+from ..models.published import RELEASE_URLS, timm_repvit_to_published
 
 REPMOBILE_ARCHS = ('s', 'm', 'l')
 REPNEXT_ARCHS = tuple(sorted(RepNeXt.arch_settings))
@@ -38,7 +42,17 @@ REPVIT = dict(license='apache-2.0', paper_ids='arXiv:2307.09283',
 REPNEXT = dict(license='apache-2.0', paper_ids='arXiv:2406.16004',
                paper_name='RepNeXt: A Fast Multi-Scale CNN using Structural Reparameterization',
                origin_url='https://github.com/suous/RepNeXt')
-default_cfgs = generate_default_cfgs({
+
+
+def _releases(name: str, cfg: dict) -> dict:
+    """``name``'s cfgs: one per published release file (tagged, with its URL), or one
+    without weights."""
+    return {tagged: dict(cfg, url=url) for tagged, url in RELEASE_URLS.items()
+            if tagged.split('.')[0] == name} or {name: cfg}
+
+
+# per model name, before the published release files are added (:func:`_releases`)
+BASE_CFGS = {
     **{f'repmobile_{a}': _cfg('stem.0', ('classifier.classifier.4',
                                          'classifier.classifier_dist.4'))
        for a in REPMOBILE_ARCHS},
@@ -48,17 +62,19 @@ default_cfgs = generate_default_cfgs({
     **{f'repnext_{a}': _cfg('stem.stem.0.conv', ('head.head.linear', 'head.head_dist.linear'),
                             **REPNEXT)
        for a in REPNEXT_ARCHS},
-})
+}
+default_cfgs = generate_default_cfgs({tagged: cfg for name, base in BASE_CFGS.items()
+                                      for tagged, cfg in _releases(name, base).items()})
 
 
 def checkpoint_filter_fn(state_dict: dict, model) -> dict:
     """A published release file's weights for ``model``: the release files keep them
-    under ``model`` in the published keys, which ours are; timm's own RepViT weights
-    (``stages.*``) are renamed to them. A model built without the distillation branch
-    takes a distilled checkpoint's class branch alone (the published predictions are
-    the mean of both branches: build it with ``distillation=True`` for those)."""
-    if isinstance(state_dict.get('model'), dict):
-        state_dict = state_dict['model']
+    under ``model`` (or another wrapper: ``engine/published.py``) in the published keys,
+    which ours are; timm's own RepViT weights (``stages.*``) are renamed to them. A
+    model built without the distillation branch takes a distilled checkpoint's class
+    branch alone (the published predictions are the mean of both branches: build it
+    with ``distillation=True`` for those)."""
+    state_dict = release_weights(state_dict) or state_dict
     if isinstance(model, RepViTNet) and any(k.startswith('stages.') for k in state_dict):
         state_dict = timm_repvit_to_published(state_dict)
     distilled = any('_dist.' in k for k in state_dict)
@@ -72,15 +88,16 @@ def checkpoint_filter_fn(state_dict: dict, model) -> dict:
 
 def _create(model_cls, variant: str, arch: str, pretrained: bool, flatten_sequential: bool,
             device=None, dtype=None, **kwargs):
-    """Build through timm's factory; ``pretrained`` loads the file or URL named by
-    ``pretrained_cfg_overlay`` (no weights are hosted for these names yet), through
+    """Build through timm's factory; ``pretrained`` loads the release file of the
+    name's tag, or the file or URL of ``pretrained_cfg_overlay``, through
     :func:`checkpoint_filter_fn`."""
-    overlay = kwargs.get('pretrained_cfg_overlay') or {}
-    if pretrained and not (overlay.get('file') or overlay.get('url')):
-        raise ValueError(f'no pretrained weights are hosted for timm\'s {variant}; name a '
-                         'published release file with pretrained_cfg_overlay=dict(file=PATH), '
-                         'or load a checkpoint with load_state_dict (published keys load '
-                         'strictly)')
+    if pretrained:
+        cfg = resolve_pretrained_cfg(variant, kwargs.get('pretrained_cfg'),
+                                     kwargs.get('pretrained_cfg_overlay'))
+        if not (cfg.url or cfg.file or cfg.hf_hub_id):
+            raise ValueError(f"timm's {variant} has no published weights to download "
+                             "(RepMobile's are Google Drive share links): download a release "
+                             'file and pass pretrained_cfg_overlay=dict(file=PATH)')
     out_indices = kwargs.pop('out_indices', (0, 1, 2, 3))
     # timm's factory passes the placement on: build there (meta included), then cast
     with torch.device(device) if device is not None else contextlib.nullcontext():

@@ -20,6 +20,23 @@ from .backbones.repnext import RepDWConvM, RepDWConvS, RepNeXt
 from .backbones.repvit import RepViT
 from .utils.layers import Conv2dBN
 
+# The published ImageNet-1K release files with a direct URL (shared/specs/
+# published-weights.md), by timm name and tag; the first tag of a name is its default.
+# RepMobile's are Google Drive share links, which no downloader can fetch.
+REPVIT_RELEASE = 'https://github.com/THU-MIG/RepViT/releases/download/v1.0/'
+REPVIT_FIRST_RELEASE = ('https://github.com/jameslahm/RepViT/releases/download/'
+                        'untagged-75eb9e1fea235b938f50/')
+REPNEXT_RELEASE = 'https://github.com/suous/RepNeXt/releases/download/v1.0/'
+RELEASE_URLS = {
+    **{f'mm_repvit_{a}.dist_{e}_in1k': f'{REPVIT_RELEASE}repvit_{a}_distill_{e}.pth'
+       for a in ('m0_6', 'm0_9', 'm1_0', 'm1_1', 'm1_5', 'm2_3') for e in ('300e', '450e')
+       if (a, e) != ('m0_6', '450e')},
+    **{f'mm_repvit_{a}.dist_300e_in1k': f'{REPVIT_FIRST_RELEASE}repvit_{a}_distill_300.pth'
+       for a in ('m1', 'm2', 'm3')},
+    **{f'repnext_{a}.dist_300e_in1k': f'{REPNEXT_RELEASE}repnext_{a}_distill_300e.pth'
+       for a in ('m0', 'm1', 'm2', 'm3', 'm4', 'm5')},
+}
+
 REPMOBILE_PREFIXES = (('stem.', 'backbone.stem.'), ('layer', 'backbone.layer'),
                       ('head.', 'neck.'), ('classifier.', 'head.'))
 REPVIT_PREFIXES = (('features.', 'backbone.features.'), ('classifier.', 'head.'))

@@ -1,8 +1,10 @@
-"""Convert a published classification checkpoint for tools/test.py and the configs.
+"""Convert a published classification checkpoint to this package's layout, in a file.
 
     python tools/model_converters/convert_official.py SRC DST [--force]
 
-Detects what SRC holds and says which config to use:
+The configs and tools read release files as they are (converted in memory, the same
+conversion: repmobile_mm/engine/published.py); this writes it once. SRC is a file or
+an http(s) URL. Detects what SRC holds and says which config to use:
 - published RepMobile (``model``: ``stem.*``, ``layer0-3.*``, ``head.*``, ``classifier.*``);
 - published RepViT of either release (``model``: ``features.*``, ``classifier.*``);
 - published RepNeXt (``model``: ``stem.stem.*``, ``stages.*``, ``head.*``; always with the
@@ -16,8 +18,8 @@ import argparse
 import sys
 
 from repmobile_mm.apis.cli import run
-from repmobile_mm.apis.published_weights import convert, read_source
-from repmobile_mm.engine.checkpoint import check_output_path, save_atomically
+from repmobile_mm.engine.checkpoint import check_output_path, load_file, local_copy, save_atomically
+from repmobile_mm.engine.published import converted_release
 
 
 def main():
@@ -28,10 +30,9 @@ def main():
     parser.add_argument('--force', action='store_true', help='replace an existing dst')
     args = parser.parse_args()
     check_output_path(args.dst, args.force)
-    state_dict, config = convert(read_source(args.src))
-    save_atomically({'state_dict': state_dict, 'meta': dict(converted_from=args.src)},
-                    args.dst, args.force)
-    print(f'wrote {args.dst}; test it with {config}')
+    checkpoint = converted_release(load_file(local_copy(args.src)), args.src)
+    save_atomically(checkpoint, args.dst, args.force)
+    print(f"wrote {args.dst}; test it with {checkpoint['meta']['config']}")
 
 
 if __name__ == '__main__':

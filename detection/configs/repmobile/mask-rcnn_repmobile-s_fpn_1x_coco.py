@@ -1,8 +1,9 @@
 # Mask R-CNN + FPN, 1x schedule on COCO, RepMobile-S backbone: the published recipe
 # (AdamW lr 2e-4, weight decay 0.05, SyncBN in FPN and RoI heads, 12 epochs with
 # steps at 8 and 11, 500 warm-up iterations). The backbone starts from an ImageNet
-# classification checkpoint (tools/train.py or tools/model_converters/convert_official.py
-# output); point to yours with --cfg-options model.backbone.init_cfg.checkpoint=PATH.
+# classification checkpoint (tools/train.py output, or a published release file as it
+# is, by path or URL: docs/model_zoo.md); point to yours with
+# --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL.
 # SyncBN becomes plain BN when the run is not distributed (one GPU, CPU).
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['repmobile_mm'], allow_failed_imports=False)

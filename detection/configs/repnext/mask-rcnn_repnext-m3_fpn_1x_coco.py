@@ -4,8 +4,9 @@
 # 1e-6 of the lr, 8 GPUs x 2 images) with the four stage outputs and, unlike RepViT's,
 # BatchNorms that keep training (SyncBN): the published train() override matches only
 # plain BatchNorm2d, so after SyncBN conversion it leaves them training.
-# The backbone starts from an ImageNet checkpoint:
-# --cfg-options model.backbone.init_cfg.checkpoint=PATH
+# The backbone starts from an ImageNet checkpoint (a published release file as it
+# is, by path or URL: docs/model_zoo.md):
+# --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL
 _base_ = '../repvit/mask-rcnn_repvit-m1.1_fpn_1x_coco.py'
 
 model = dict(

@@ -7,8 +7,8 @@
 # weight decay 0.05, no gradient clipping, 12 epochs with steps at 8 and 11 after 500
 # linear warm-up iterations from 1e-6 of the lr, 8 GPUs x 2 images.
 # The backbone starts from an ImageNet checkpoint (tools/train.py output, or a published
-# one through tools/model_converters/convert_official.py):
-# --cfg-options model.backbone.init_cfg.checkpoint=PATH
+# release file as it is, by path or URL: docs/model_zoo.md):
+# --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['repmobile_mm'], allow_failed_imports=False)
 

@@ -21,6 +21,8 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ...errors import CheckpointError
+
 
 def check_images(x: torch.Tensor, channels: int, family: str) -> None:
     """A one-line error unless ``x`` is a batch of ``channels``-channel images."""
@@ -219,6 +221,26 @@ class RepBackbone(BaseModule):
         """Fuse every re-parameterizable part in place."""
         raise NotImplementedError
 
+    def init_weights(self):
+        """mmengine's initialization, except that a ``Pretrained`` init_cfg is loaded by
+        :func:`load_pretrained`: a published release file (converted by the package's
+        checkpoint loader), a whole model's checkpoint with or without ``prefix``, or
+        the backbone's own weights, and an error where the checkpoint does not fill the
+        backbone (mmengine's non-strict load would train on a random one)."""
+        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
+        pretrained = [c for c in cfgs if isinstance(c, dict) and c.get('type') == 'Pretrained']
+        if not pretrained or self.is_init:
+            return super().init_weights()
+        given = self.init_cfg
+        self.init_cfg = [c for c in cfgs if c not in pretrained] or None
+        try:
+            super().init_weights()
+        finally:
+            self.init_cfg = given
+        for cfg in pretrained:
+            load_pretrained(self, cfg['checkpoint'], cfg.get('prefix'),
+                            cfg.get('map_location', 'cpu'))
+
     @torch.no_grad()
     def switch_to_deploy(self):
         """Fuse the whole backbone in place (idempotent); the result equals the
@@ -228,6 +250,44 @@ class RepBackbone(BaseModule):
         self.fuse_modules()
         self.deploy = True
         self._freeze_stages()
+
+
+def load_pretrained(backbone: RepBackbone, checkpoint: str, prefix: Optional[str] = None,
+                    map_location='cpu') -> None:
+    """Load the backbone's weights from ``checkpoint`` (a path or URL, read by mmengine's
+    loader): those under ``prefix``, or, without one, those under ``backbone.`` where
+    the checkpoint is a whole model's. Every weight of the backbone must be there with
+    its shape (a one-line :class:`CheckpointError` names what is not); the
+    checkpoint's other entries (heads, stages after the last tap) are left."""
+    from mmengine.logging import print_log
+    from mmengine.runner.checkpoint import CheckpointLoader
+    loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location=map_location)
+    state = loaded.get('state_dict', loaded) if isinstance(loaded, dict) else {}
+    if prefix is None and any(str(k).startswith('backbone.') for k in state):
+        prefix = 'backbone.'
+    if prefix:
+        prefix = prefix if prefix.endswith('.') else prefix + '.'
+        state = {k[len(prefix):]: v for k, v in state.items() if str(k).startswith(prefix)}
+    own = backbone.state_dict()
+    missing = [k for k in own if k not in state]
+    shapes = [f'{k} {tuple(state[k].shape)} vs {tuple(v.shape)}' for k, v in own.items()
+              if k in state and state[k].shape != v.shape]
+    if missing or shapes:
+        found = ', '.join(list(state)[:2]) or 'none'
+        what = [f'{len(missing)} of its {len(own)} weights missing ({", ".join(missing[:3])}'
+                f'{", ..." if len(missing) > 3 else ""}; the checkpoint has {found}, ...)'
+                ] if missing else []
+        what += [f'{len(shapes)} of another shape ({", ".join(shapes[:2])})'] if shapes else []
+        form = 'fused' if backbone.deploy else 'training'
+        raise CheckpointError(f'{checkpoint}{f" under {prefix!r}" if prefix else ""} does not '
+                              f'fit the {form} form of this {backbone.family} backbone: '
+                              f'{"; ".join(what)}. Expected a published release file, a '
+                              f'checkpoint of a model with this backbone (backbone.*), or its '
+                              'own weights')
+    backbone.load_state_dict({k: state[k] for k in own}, strict=True)
+    unused = len(state) - len(own)
+    print_log(f'{backbone.family}: {len(own)} weights loaded from {checkpoint}'
+              f'{f" ({unused} others in it not used)" if unused else ""}', logger='current')
 
 
 @contextlib.contextmanager

@@ -2,7 +2,7 @@
 # (8 GPUs x 4 images, 40k iterations, AdamW lr 2e-4 weight decay 1e-4, poly schedule
 # power 0.9 down to 1e-6, gradient clipping max_norm 0.01, test images resized so both
 # sides are multiples of 32). The backbone starts from an ImageNet classification
-# checkpoint: --cfg-options model.backbone.init_cfg.checkpoint=PATH.
+# checkpoint: --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL.
 _base_ = 'mmseg::sem_fpn/fpn_r50_4xb4-160k_ade20k-512x512.py'
 custom_imports = dict(imports=['repmobile_mm'], allow_failed_imports=False)
 

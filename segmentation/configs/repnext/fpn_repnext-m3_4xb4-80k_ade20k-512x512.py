@@ -4,8 +4,9 @@
 # (the published files are named 40k), 4 GPUs x 4 images as the published logs ran,
 # evaluation every 8k, test images resized so both sides are multiples of 32, the
 # backbone's SyncBN training. Built on the RepViT ADE20K config, which shares the rest.
-# The backbone starts from an ImageNet checkpoint:
-# --cfg-options model.backbone.init_cfg.checkpoint=PATH.
+# The backbone starts from an ImageNet checkpoint (a published release file as it
+# is, by path or URL: docs/model_zoo.md):
+# --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL.
 _base_ = '../repvit/fpn_repvit-m1.1_8xb4-40k_ade20k-512x512.py'
 
 model = dict(

@@ -4,7 +4,7 @@
 # iterations, 8 GPUs x 4 images, evaluation every 4k, test images resized (not padded)
 # so both sides are multiples of 32. The published recipe names no BatchNorm override
 # here: the backbone's SyncBN trains. The backbone starts from an ImageNet checkpoint:
-# --cfg-options model.backbone.init_cfg.checkpoint=PATH.
+# --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL.
 _base_ = 'mmseg::sem_fpn/fpn_r50_4xb4-160k_ade20k-512x512.py'
 custom_imports = dict(imports=['repmobile_mm'], allow_failed_imports=False)
 
