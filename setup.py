@@ -38,17 +38,38 @@ def add_mim_extension():
             shutil.copytree(src, dst)
 
 
+def read_version():
+    """``__version__`` of repmobile_mm/version.py, without importing the package."""
+    namespace = {}
+    with open(osp.join(ROOT, 'repmobile_mm', 'version.py')) as f:
+        exec(f.read(), namespace)
+    return namespace['__version__']
+
+
 def read_requirements(name):
     with open(osp.join(ROOT, 'requirements', name)) as f:
         lines = (line.split('#')[0].strip() for line in f)
         return [line for line in lines if line]
 
 
+def extras():
+    """The optional requirements; ``all``: every one a user runs (not the tests')."""
+    groups = {
+        'mm': read_requirements('mminstall.txt'),
+        'tests': read_requirements('tests.txt'),
+        'deploy': read_requirements('deploy.txt'),
+        # with their declared dependencies (make installs them --no-deps)
+        'executorch': read_requirements('executorch.txt'),
+    }
+    groups['all'] = sorted({r for name in ('mm', 'deploy', 'executorch') for r in groups[name]})
+    return groups
+
+
 if __name__ == '__main__':
     add_mim_extension()
     setup(
         name='repmobile_mm',
-        version='0.1.0',
+        version=read_version(),
         description='Re-parameterizable mobile CNN backbones (RepMobile) for OpenMMLab 2.0',
         long_description=open(osp.join(ROOT, 'README.md')).read(),
         long_description_content_type='text/markdown',
@@ -60,11 +81,5 @@ if __name__ == '__main__':
         # Loose on purpose: an existing OpenMMLab environment keeps its torch.
         # requirements/*.txt pin the tested stack that `make` installs.
         install_requires=['torch', 'mmengine>=0.10.0', 'timm'],
-        extras_require={
-            'mm': read_requirements('mminstall.txt'),
-            'tests': read_requirements('tests.txt'),
-            'deploy': read_requirements('deploy.txt'),
-            # with their declared dependencies (make installs them --no-deps)
-            'executorch': read_requirements('executorch.txt'),
-        },
+        extras_require=extras(),
         zip_safe=False)

@@ -13,8 +13,7 @@ from . import engine  # noqa: F401  (registers the optimizer wrappers and hooks)
 from .integrations import register_backbones
 from .integrations import timm as _timm  # noqa: F401  (registers the models into timm)
 from .models import *  # noqa: F401,F403
-
-__version__ = '0.1.0'
+from .version import __version__  # noqa: F401
 
 register_backbones()
 engine.register_checkpoint_loaders()

@@ -7,17 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from repmobile_mm.engine.checkpoint import allow_mmengine_checkpoint_globals
-
 # Under pytest-xdist (make test: two workers on two cores) each worker, and the tools it
 # starts, computes with one thread: two workers with two threads each slow each other.
 if os.environ.get('PYTEST_XDIST_WORKER'):
     os.environ['OMP_NUM_THREADS'] = '1'
     torch.set_num_threads(1)
-
-# The tests read mmengine training checkpoints in this process (the mm inferencers,
-# resumed runners): allow those globals here, as the tools do.
-allow_mmengine_checkpoint_globals()
 
 
 @pytest.fixture(scope='session', autouse=True)

@@ -139,20 +139,20 @@ def test_fuse_tool_refuses_an_existing_output_before_any_work(tmp_path):
 
 def test_read_checkpoint_leaves_the_process_allow_list_as_it_found_it(tmp_path):
     """read_checkpoint allows mmengine's globals for its own read only: a process that
-    allowed nothing still allows nothing after it, and one that allowed them (the tools,
-    for mmengine's resume and the inferencers) still allows them."""
+    allowed nothing still allows nothing after it, and one that allowed them itself
+    still allows them."""
     path = str(tmp_path / 'mmengine.pth')
     code = (
         'import sys, torch\n'
         'from mmengine.logging.history_buffer import HistoryBuffer\n'
-        'from repmobile_mm.engine.checkpoint import (allow_mmengine_checkpoint_globals,\n'
-        '                                            read_checkpoint)\n'
+        'from repmobile_mm.engine.checkpoint import mmengine_checkpoint_globals, '
+        'read_checkpoint\n'
         'buffer = HistoryBuffer()\nbuffer.update(1.5)\n'
         'torch.save({"message_hub": buffer}, sys.argv[1])\n'
         'before = list(torch.serialization.get_safe_globals())\n'
         'read_checkpoint(sys.argv[1])\n'
         'print(torch.serialization.get_safe_globals() == before)\n'
-        'allow_mmengine_checkpoint_globals()\n'
+        'torch.serialization.add_safe_globals(mmengine_checkpoint_globals())\n'
         'read_checkpoint(sys.argv[1])\n'
         'torch.load(sys.argv[1], weights_only=True)  # still allowed process-wide\n'
         'print("loaded")\n')

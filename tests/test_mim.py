@@ -7,6 +7,7 @@ import os.path as osp
 import shutil
 import subprocess
 import sys
+import tarfile
 
 import pytest
 
@@ -105,10 +106,11 @@ def test_mim_test_and_run_from_another_directory(trained_by_mim):
 
 @ONE_WORKER
 @pytest.mark.slow
-def test_mim_uses_a_built_wheel(trained_by_mim, tmp_path):
-    """A wheel of this tree (built from a copy: a build copies configs and tools into
-    repmobile_mm/.mim, which must not replace the working tree's links) carries the
-    tools and configs mim needs."""
+def test_mim_uses_a_wheel_built_from_the_sdist(trained_by_mim, tmp_path):
+    """An sdist of this tree (built from a copy: a build copies configs and tools into
+    repmobile_mm/.mim, which must not replace the working tree's links) carries what
+    setup.py reads (MANIFEST.in); the wheel built from it carries the tools and configs
+    mim needs."""
     source = tmp_path / 'source'
     files = subprocess.run(['git', 'ls-files'], cwd=ROOT, capture_output=True, text=True,
                            timeout=60, check=True).stdout.split()
@@ -116,10 +118,17 @@ def test_mim_uses_a_built_wheel(trained_by_mim, tmp_path):
     for name in files:
         os.makedirs(osp.dirname(source / name), exist_ok=True)
         shutil.copy2(osp.join(ROOT, name), source / name)
+    subprocess.run([sys.executable, 'setup.py', '-q', 'sdist', '-d', str(tmp_path / 'sdist')],
+                   cwd=source, check=True, timeout=300, capture_output=True)
+    sdist, = os.listdir(tmp_path / 'sdist')
+    with tarfile.open(tmp_path / 'sdist' / sdist) as archive:
+        names = {name.split('/', 1)[1] for name in archive.getnames() if '/' in name}
+    assert {'LICENSE', 'CITATION.cff', 'requirements/runtime.txt', 'tools/slurm_test.sh',
+            'detection/configs/repvit/mask-rcnn_repvit-m1.1_fpn_1x_coco.py'} <= names
     pip = [sys.executable, '-m', 'pip', '--disable-pip-version-check']
     subprocess.run([*pip, 'wheel', '-q', '--no-deps', '--no-build-isolation', '-w',
-                    str(tmp_path / 'dist'), str(source)], check=True, timeout=300,
-                   capture_output=True)
+                    str(tmp_path / 'dist'), str(tmp_path / 'sdist' / sdist)], check=True,
+                   timeout=300, capture_output=True)
     wheel, = os.listdir(tmp_path / 'dist')
     subprocess.run([*pip, 'install', '-q', '--no-deps', '--target', str(tmp_path / 'site'),
                     str(tmp_path / 'dist' / wheel)], check=True, timeout=300,

@@ -13,7 +13,7 @@ import torch
 
 from repmobile_mm.apis.model_io import read_state_dict
 from repmobile_mm.apis.runner import load_config
-from repmobile_mm.engine import allow_mmengine_checkpoint_globals
+from repmobile_mm.engine.checkpoint import read_checkpoint
 from tests.helpers import ROOT, check_tool, make_folder_dataset
 
 # RepViT's digits config: no dropout, whose masks a resumed run would draw anew
@@ -120,9 +120,7 @@ def test_a_killed_run_resumes_where_an_uninterrupted_one_is(tmp_path):
     result = check_tool('tools/train.py', config, '--work-dir', killed, '--resume')
     assert 'resumed epoch: ' in result.stdout + result.stderr
 
-    allow_mmengine_checkpoint_globals()
-    ends = [torch.load(osp.join(run, 'epoch_4.pth'), map_location='cpu', weights_only=True)
-            for run in (whole, killed)]
+    ends = [read_checkpoint(osp.join(run, 'epoch_4.pth')) for run in (whole, killed)]
     for end in ends:
         assert (end['meta']['epoch'], end['meta']['iter']) == (4, 8)
     (expected, resumed) = ends
@@ -183,22 +181,36 @@ def test_two_processes_on_cpu_train_detectors_and_segmentors(tmp_path, task, req
         assert ('coco/bbox_mAP' if task == 'detection' else 'mIoU') in json.load(f)
 
 
-@pytest.mark.parametrize('work_dir', [[], ['work']], ids=['default-work-dir', 'work-dir'])
-def test_slurm_train_passes_the_job_to_srun(tmp_path, work_dir):
-    """tools/slurm_train.sh with a stand-in srun that prints the arguments it is given."""
+def srun_env(tmp_path):
+    """The environment of a SLURM script with a stand-in srun that prints the arguments
+    it is given."""
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
     (bin_dir / 'srun').write_text('#!/usr/bin/env bash\nprintf \'%s\\n\' "$@"\n')
     (bin_dir / 'srun').chmod(0o755)
-    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", GPUS='16',
-               GPUS_PER_NODE='8', CPUS_PER_TASK='4', SRUN_ARGS='--exclusive')
+    return dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", GPUS='16',
+                GPUS_PER_NODE='8', CPUS_PER_TASK='4', SRUN_ARGS='--exclusive')
+
+
+SRUN = ['-p', 'gpu', '--job-name=repvit', '--gres=gpu:8', '--ntasks=16', '--ntasks-per-node=8',
+        '--cpus-per-task=4', '--kill-on-bad-exit=1', '--exclusive', 'python', '-u']
+
+
+@pytest.mark.parametrize('work_dir', [[], ['work']], ids=['default-work-dir', 'work-dir'])
+def test_slurm_train_passes_the_job_to_srun(tmp_path, work_dir):
     result = check_tool('tools/slurm_train.sh', 'gpu', 'repvit', DIGITS, *work_dir, '--amp',
-                        env=env)
+                        env=srun_env(tmp_path))
     assert result.stdout.splitlines() == [
-        '-p', 'gpu', '--job-name=repvit', '--gres=gpu:8', '--ntasks=16',
-        '--ntasks-per-node=8', '--cpus-per-task=4', '--kill-on-bad-exit=1', '--exclusive',
-        'python', '-u', osp.join(ROOT, 'tools/train.py'), DIGITS, '--launcher', 'slurm',
+        *SRUN, osp.join(ROOT, 'tools/train.py'), DIGITS, '--launcher', 'slurm',
         *(['--work-dir', *work_dir] if work_dir else []), '--amp']
+
+
+def test_slurm_test_passes_the_job_to_srun(tmp_path):
+    result = check_tool('tools/slurm_test.sh', 'gpu', 'repvit', DIGITS, 'model.pth', '--out',
+                        'metrics.json', env=srun_env(tmp_path))
+    assert result.stdout.splitlines() == [
+        *SRUN, osp.join(ROOT, 'tools/test.py'), DIGITS, 'model.pth', '--launcher', 'slurm',
+        '--out', 'metrics.json']
 
 
 @pytest.mark.parametrize('config', [

@@ -22,7 +22,6 @@ import sys
 
 from repmobile_mm.apis.cli import run
 from repmobile_mm.apis.demo import BACKBONES, DEFAULT_BACKBONES, JOURNEYS, run_demo
-from repmobile_mm.engine.checkpoint import allow_mmengine_checkpoint_globals
 
 
 def main():
@@ -36,7 +35,6 @@ def main():
     parser.add_argument('--work-dir', default='work_dirs/demo', help='where runs are written')
     args = parser.parse_args()
     os.chdir(osp.dirname(osp.dirname(osp.abspath(__file__))))  # the configs' relative paths
-    allow_mmengine_checkpoint_globals()  # the mm inferencers load checkpoints with mmengine
     run_demo(args.backbones, args.rounds, args.tasks, args.work_dir)
 
 

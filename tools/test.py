@@ -11,7 +11,6 @@ from mmengine.dist import is_main_process
 
 from repmobile_mm.apis.cli import run
 from repmobile_mm.apis.runner import add_common_args, config_from_args, evaluate
-from repmobile_mm.engine.checkpoint import allow_mmengine_checkpoint_globals
 
 
 def parse_args():
@@ -29,7 +28,6 @@ def parse_args():
 
 def main():
     args = parse_args()
-    allow_mmengine_checkpoint_globals()  # for the runner's own load_from and resume
     metrics = evaluate(config_from_args(args), args.checkpoint, dump=args.dump, amp=args.amp)
     if args.out and is_main_process():  # every process has the metrics; one writes them
         with open(args.out, 'w') as f:

@@ -7,7 +7,6 @@ import sys
 
 from repmobile_mm.apis.cli import run
 from repmobile_mm.apis.runner import add_common_args, config_from_args, train
-from repmobile_mm.engine.checkpoint import allow_mmengine_checkpoint_globals
 
 
 def parse_args():
@@ -26,7 +25,6 @@ def parse_args():
 
 def main():
     args = parse_args()
-    allow_mmengine_checkpoint_globals()  # for the runner's own load_from and resume
     train(config_from_args(args), validate=not args.no_validate, resume=args.resume,
           amp=args.amp, auto_scale_lr=args.auto_scale_lr)
 

@@ -28,9 +28,7 @@ def draw_predictions(config: str, checkpoint: str, images: Sequence[str], out: s
 
     Classifiers: each image with its predicted class and score; detectors: boxes and
     masks above ``score_thr``; segmentors: the segmentation overlay. ``out`` is never
-    written over without ``force``, nor left half written. The mm inferencers load the
-    checkpoint with mmengine: the caller allows its globals
-    (``allow_mmengine_checkpoint_globals``).
+    written over without ``force``, nor left half written.
     """
     check_output_path(out, force)  # before any work
     cfg = load_config(config, cfg_options)

@@ -34,12 +34,6 @@ def mmengine_checkpoint_globals() -> list:
     return [HistoryBuffer, getattr] + numpy_globals
 
 
-def allow_mmengine_checkpoint_globals() -> None:
-    """Allow those globals process-wide, for mmengine's own loading (``resume``,
-    ``load_from``, the mm inferencers): for the tools and tests, never at import."""
-    torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
-
-
 def is_url(path: str) -> bool:
     return path.startswith(('http://', 'https://'))
 

@@ -15,7 +15,6 @@ import sys
 from repmobile_mm.apis.cli import run
 from repmobile_mm.apis.pictures import draw_predictions
 from repmobile_mm.apis.runner import add_cfg_options
-from repmobile_mm.engine.checkpoint import allow_mmengine_checkpoint_globals
 
 
 def parse_args():
@@ -37,7 +36,6 @@ def parse_args():
 
 def main():
     args = parse_args()
-    allow_mmengine_checkpoint_globals()  # the mm inferencers load checkpoints with mmengine
     drawn = draw_predictions(args.config, args.checkpoint, args.images, args.out,
                              count=args.count, title=args.title, score_thr=args.score_thr,
                              force=args.force, cfg_options=args.cfg_options)
