@@ -6,8 +6,10 @@ import sys
 from setuptools import find_packages, setup
 
 ROOT = osp.dirname(osp.abspath(__file__))
-# What `mim train repmobile_mm CONFIG` needs inside the package: tools and configs.
-MIM_ITEMS = ('configs', 'tools', 'classification', 'detection', 'segmentation')
+# What mim needs inside the package: tools and configs (`mim train repmobile_mm CONFIG`),
+# the model index and its metafiles (`mim search`, `mim download`).
+MIM_ITEMS = ('configs', 'tools', 'classification', 'detection', 'segmentation',
+             'model-index.yml')
 
 
 def add_mim_extension():
@@ -34,8 +36,10 @@ def add_mim_extension():
             shutil.rmtree(dst)
         if link:
             os.symlink(osp.relpath(src, mim_dir), dst)
-        else:
+        elif osp.isdir(src):
             shutil.copytree(src, dst)
+        else:
+            shutil.copy(src, dst)
 
 
 def read_version():

@@ -1,5 +1,6 @@
 """Assertions, tool runners and tiny data shared by the tests."""
 import contextlib
+import functools
 import io
 import os
 import os.path as osp
@@ -158,6 +159,26 @@ def assert_families_have_configs_and_twins(configs, dataset):
         deploy = sorted(training_twin(p) for p in ours if '/deploy/' in p)
         assert any(dataset in osp.basename(p) for p in training), family
         assert training == deploy, family
+
+
+@functools.lru_cache(maxsize=None)
+def indexed_metadata() -> dict:
+    """Config path (absolute) -> its Metadata in the metafiles (model-index.yml)."""
+    from repmobile_mm.apis.model_index import read_metafiles
+    return {osp.join(ROOT, model['Config']): model['Metadata']
+            for content in read_metafiles(ROOT).values() for model in content['Models']}
+
+
+def assert_indexed_parameters(model, path):
+    """The metafile's Parameters of the config at ``path`` are the built model's (a demo
+    config has no entry)."""
+    from repmobile_mm.apis.model_index import DEMO_CONFIG
+    from repmobile_mm.utils import count_params
+    if DEMO_CONFIG.search(path):
+        assert path not in indexed_metadata()
+    else:
+        assert indexed_metadata()[path]['Parameters'] == count_params(model), \
+            f'{path}: the metafile is out of date (python tools/misc/update_model_index.py)'
 
 
 def trained_and_fused(config, deploy_config, run):

@@ -15,8 +15,9 @@ import repmobile_mm  # noqa: F401
 from repmobile_mm.apis.model_io import build_model, read_state_dict
 from repmobile_mm.apis.runner import load_config
 from tests.helpers import (ROOT, assert_close_to_max, assert_families_have_configs_and_twins,
-                           assert_twin_loads_fused_training_model, check_tool, make_folder_dataset,
-                           paired, run_tool, sweep, trained_and_fused, training_twin)
+                           assert_indexed_parameters, assert_twin_loads_fused_training_model,
+                           check_tool, make_folder_dataset, paired, run_tool, sweep,
+                           trained_and_fused, training_twin)
 
 # the tests that share this module's trained checkpoints run in one pytest-xdist worker
 # (make test: --dist loadgroup), so that each checkpoint is trained once
@@ -63,6 +64,7 @@ def test_every_config_loads_and_builds(path):
     assert cfg.default_scope == 'mmpretrain'
     assert cfg.custom_imports.imports == ['repmobile_mm.integrations.mmpretrain']
     model = build_model(cfg)
+    assert_indexed_parameters(model, path)
     assert model.backbone.deploy == ('/deploy/' in path)
     assert model.head.deploy == ('/deploy/' in path)
     # the width the backbone hands on: RepMobile's neck convolves it, RepViT pools it

@@ -15,7 +15,7 @@ from repmobile_mm.apis.model_io import build_model, read_state_dict
 from repmobile_mm.apis.runner import load_config
 from repmobile_mm.models import RepNeXt, fused_copy
 from repmobile_mm.utils import randomize_batchnorm
-from tests.helpers import (ROOT, assert_families_have_configs_and_twins,
+from tests.helpers import (ROOT, assert_families_have_configs_and_twins, assert_indexed_parameters,
                            assert_twin_loads_fused_training_model, check_picture, check_tool,
                            paired, sweep, trained_and_fused)
 
@@ -43,6 +43,7 @@ def test_every_config_loads_and_builds(path):
     cfg = load_config(path)
     assert cfg.default_scope == 'mmdet'
     model = build_model(cfg)
+    assert_indexed_parameters(model, path)
     assert model.backbone.deploy == ('/deploy/' in path)
     assert model.neck.in_channels == model.backbone.out_channels
     if 'coco.py' in path:

@@ -124,6 +124,7 @@ def test_mim_uses_a_wheel_built_from_the_sdist(trained_by_mim, tmp_path):
     with tarfile.open(tmp_path / 'sdist' / sdist) as archive:
         names = {name.split('/', 1)[1] for name in archive.getnames() if '/' in name}
     assert {'LICENSE', 'CITATION.cff', 'requirements/runtime.txt', 'tools/slurm_test.sh',
+            'model-index.yml', 'classification/configs/repvit/metafile.yml',
             'detection/configs/repvit/mask-rcnn_repvit-m1.1_fpn_1x_coco.py'} <= names
     pip = [sys.executable, '-m', 'pip', '--disable-pip-version-check']
     subprocess.run([*pip, 'wheel', '-q', '--no-deps', '--no-build-isolation', '-w',
@@ -135,6 +136,7 @@ def test_mim_uses_a_wheel_built_from_the_sdist(trained_by_mim, tmp_path):
                    capture_output=True)
     installed = tmp_path / 'site' / 'repmobile_mm'
     assert osp.isfile(installed / '.mim' / 'tools' / 'test.py')
+    assert osp.isfile(installed / '.mim' / 'model-index.yml')  # mim search reads it
     env = dict(os.environ, PYTHONPATH=str(tmp_path / 'site'))
     where = subprocess.run(
         [sys.executable, '-W', 'ignore', '-c',

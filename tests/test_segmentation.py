@@ -15,8 +15,8 @@ from repmobile_mm.apis.runner import load_config
 from repmobile_mm.models import fused_copy
 from repmobile_mm.utils import randomize_batchnorm
 from tests.helpers import (ROOT, assert_close_to_max, assert_families_have_configs_and_twins,
-                           assert_twin_loads_fused_training_model, check_picture, check_tool,
-                           paired, sweep, trained_and_fused)
+                           assert_indexed_parameters, assert_twin_loads_fused_training_model,
+                           check_picture, check_tool, paired, sweep, trained_and_fused)
 
 # the tests that share this module's trained checkpoints run in one pytest-xdist worker
 # (make test: --dist loadgroup), so that each checkpoint is trained once
@@ -40,6 +40,7 @@ def test_every_config_loads_and_builds(path):
     cfg = load_config(path)
     assert cfg.default_scope == 'mmseg'
     model = build_model(cfg)
+    assert_indexed_parameters(model, path)
     assert model.backbone.deploy == ('/deploy/' in path)
     assert model.neck.in_channels == model.backbone.out_channels
     if '/deploy/' in path:  # the fuse tool's output loads strictly into the deploy twin

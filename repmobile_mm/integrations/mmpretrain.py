@@ -1,7 +1,9 @@
 """mmpretrain layer: the published heads and hard distillation (the backbones and the
-neck are registered by ``import repmobile_mm``, in mmengine's root registry).
+neck are registered by ``import repmobile_mm``, in mmengine's root registry), and the
+classification models in mmpretrain's model hub (:func:`register_model_index`).
 
 Classification configs import this module through ``custom_imports``."""
+import os.path as osp
 from typing import List, Optional, Tuple, Union
 
 import torch
@@ -159,3 +161,23 @@ def _drop_teacher_keys(module, state_dict, prefix, local_metadata):
 def _ignore_missing_teacher_keys(module, incompatible_keys):
     missing = incompatible_keys.missing_keys
     missing[:] = [k for k in missing if not k.startswith('teacher.')]
+
+
+def register_model_index() -> None:
+    """Our classification metafiles in mmpretrain's model hub, so that
+    ``mmpretrain.list_models('*repvit*')``, ``get_model(NAME, pretrained=True)`` and
+    ``ImageClassificationInferencer(NAME)`` know them by name as they know mmpretrain's
+    own; the configs are read from the package's ``.mim`` (or, in a tree that was never
+    installed, beside the package)."""
+    from mmpretrain.apis import ModelHub
+    package = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    root = osp.join(package, '.mim')
+    if not osp.isdir(osp.join(root, 'classification')):
+        root = osp.dirname(package)
+    for family in ('repmobile', 'repvit', 'repnext'):
+        ModelHub.register_model_index(
+            osp.join(root, 'classification', 'configs', family, 'metafile.yml'),
+            config_prefix=root)
+
+
+register_model_index()
