@@ -7,6 +7,7 @@ import os
 import os.path as osp
 import subprocess
 
+import numpy as np
 import pytest
 import torch
 
@@ -104,3 +105,7 @@ def test_mmpretrain_hub_loads_the_published_weights_by_name(reference_keys, tmp_
     assert own.keys() == converted.keys()
     for key, value in own.items():
         assert torch.equal(value, converted[key].to(value.dtype)), key
+    inferencer = mmpretrain.ImageClassificationInferencer(
+        'repvit-m1.1_8xb256-300e-distill_in1k', pretrained=True)
+    result, = inferencer(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))
+    assert 0 <= result['pred_label'] < 1000 and len(result['pred_scores']) == 1000

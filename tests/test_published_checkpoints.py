@@ -205,6 +205,29 @@ def test_published_semantic_fpn_checkpoint_loads_with_init_model(reference, serv
         assert_close_to_max(got, arrays[f'input0/feature{j}'], 1e-4, f'stage {j}')
 
 
+def test_repnext_fused_release_loads_into_the_deploy_twin(reference, server, hub):
+    """RepNeXt's ``*_fused.pt`` (TorchScript of the published fuse, which keeps the
+    BatchNorm after each token mixer and averages the two heads) by URL into our deploy
+    config: its BatchNorms folded as ours are, the published logits."""
+    from repmobile_mm.models import RepNeXtNet
+    from repmobile_mm.models.published import published_repnext_fuse
+    state_dict, arrays = reference('repnext_tiny_distill')
+    published = RepNeXtNet(dict(dims=(16, 32, 64, 128), depths=(1, 1, 2, 1)), num_classes=10)
+    published.eval()
+    published.load_state_dict(state_dict, strict=True)
+    name = 'repnext_tiny_distill_300e_fused.pt'
+    torch.jit.save(torch.jit.script(published_repnext_fuse(published)),
+                   str(server.folder / name))
+    config, overrides = CLASSIFIERS['repnext_tiny_distill']
+    deploy = config.replace('/repnext/', '/repnext/deploy/').replace('m1_', 'm1-deploy_')
+    model = build_model(load_config(deploy, overrides)).eval()
+    load_checkpoint(model, server.url + name, map_location='cpu', strict=True)
+    for i in range(2):
+        with torch.no_grad():
+            logits = model(arrays[f'input{i}'], mode='tensor')
+        assert_close_to_max(logits, arrays[f'output{i}'], 1e-4, f'output{i}')
+
+
 def test_fuse_tool_takes_the_release_url(reference, server, hub, tmp_path):
     """tools/reparameterize_model.py CONFIG URL OUT: the fused model gives the published
     logits in the deploy twin."""

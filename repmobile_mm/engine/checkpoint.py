@@ -15,6 +15,7 @@ import pickle
 import re
 import shutil
 import tempfile
+import zipfile
 from typing import Callable
 from urllib.parse import urlparse
 
@@ -62,6 +63,12 @@ def load_file(path: str):
         raise CheckpointNotFoundError(f'checkpoint not found: {path}')
     if not os.path.isfile(path):
         raise CheckpointError(f'checkpoint is not a file: {path}')
+    if is_torchscript(path):  # RepNeXt's *_fused.pt: its weights (none of its code runs)
+        try:
+            return dict(torch.jit.load(path, map_location='cpu').state_dict())
+        except RuntimeError as err:
+            raise CheckpointError(f'{path} is a corrupted TorchScript archive: '
+                                  f'{first_line(err)}') from None
     if path.endswith('.safetensors'):
         from safetensors import SafetensorError
         from safetensors.torch import load_file as load_safetensors
@@ -91,6 +98,14 @@ def load_file(path: str):
         # RuntimeError, IndexError from its stack, KeyError from its memo, ...)
         raise CheckpointError(f'{path} is truncated or corrupted (not a complete PyTorch '
                               f'checkpoint): {first_line(err)}') from None
+
+
+def is_torchscript(path: str) -> bool:
+    """A TorchScript archive (``torch.jit.save``): a zip holding compiled code."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.split('/', 1)[-1].startswith('code/') for name in archive.namelist())
 
 
 def first_line(err: BaseException) -> str:

@@ -1,9 +1,10 @@
 """Checkpoints in the published releases' layouts, read as this package's.
 
 A published classification release (RepMobile, RepViT of either release, RepNeXt, or
-timm's RepViT weights), under any of its wrappers (``model``, ``state_dict``, their
-EMA twins, or bare), becomes ``{'state_dict': backbone.*/neck.*/head.*}`` in memory,
-by the one mapping per family of ``models/published.py``. Every other checkpoint passes
+timm's RepViT weights), under any of its wrappers (``model``, ``state_dict``, their EMA
+twins, or bare), becomes ``{'state_dict': backbone.*/neck.*/head.*}`` in memory, by the
+one mapping per family of ``models/published.py``; RepNeXt's fused TorchScript release
+(``*_fused.pt``) becomes the weights of our deploy form. Every other checkpoint passes
 unchanged, the published COCO and ADE20K ones included: mmdet 2.x and mmseg 0.x name
 Mask R-CNN's and Semantic FPN's modules as mmdet 3.x and mmseg 1.x do, their backbones
 keep the classification keys, which ours are, and ``init_detector``, ``init_model`` and
@@ -21,7 +22,8 @@ from ..errors import CheckpointError
 from ..models.backbones.repnext import RepNeXt
 from ..models.backbones.repvit import RepViT
 from ..models.published import (REPMOBILE_PREFIXES, REPNEXT_PREFIXES, REPVIT_PREFIXES, rename,
-                                repnext_arch, repvit_arch, timm_repvit_to_published)
+                                repnext_arch, repnext_fused_to_deploy, repvit_arch,
+                                timm_repvit_to_published)
 
 # where a release keeps its weights, in the order looked for (DeiT-style training
 # scripts: ``model``, ``model_ema``; timm's and mmengine's: ``state_dict``)
@@ -38,6 +40,9 @@ def release_family(weights: dict) -> Optional[str]:
 
     if 'stem.stem.0.conv.weight' in keys and has('stages.', '.token_mixer.'):
         return 'repnext'
+    if 'stem.stem.0.weight' in keys and has('stages.', '.token_mixer.') and \
+            'head.head.weight' in keys:
+        return 'repnext-fused'
     if 'features.0.0.c.weight' in keys and has('features.', '.token_mixer.'):
         return 'repvit'
     if 'stem.conv1.c.weight' in keys and has('stages.', '.token_mixer.'):
@@ -70,6 +75,13 @@ def convert(weights: dict) -> Tuple[dict, str]:
     distill = any(k.startswith(('classifier.classifier_dist.', 'classifier_dist.',
                                 'head.head_dist.')) for k in weights)
     suffix = '-distill' if distill else ''
+    if family == 'repnext-fused':  # a distilled model, fused: its deploy twin
+        arch = repnext_arch(weights)
+        config = (f'classification/configs/repnext/deploy/repnext-{arch}-deploy_8xb256-300e-'
+                  'distill_in1k.py' if arch in RepNeXt.arch_settings else
+                  f'a RepNeXt deploy config with backbone arch={arch}')
+        return rename(repnext_fused_to_deploy(weights), REPNEXT_PREFIXES,
+                      'published fused RepNeXt'), config
     if family == 'repnext':
         arch = repnext_arch(weights)
         config = (f'classification/configs/repnext/repnext-{arch}_8xb256-300e{suffix}_in1k.py'

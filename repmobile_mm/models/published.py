@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from .backbones.repmobile import RepMobileBlock
-from .backbones.repnext import RepDWConvM, RepDWConvS, RepNeXt
+from .backbones.repnext import ChunkConv, RepDWConvM, RepDWConvS, RepNeXt
 from .backbones.repvit import RepViT
 from .utils.layers import Conv2dBN
 
@@ -115,12 +115,40 @@ def repvit_arch(state_dict: dict) -> str:
     return str(table)
 
 
-def repnext_arch(state_dict: dict) -> str:
-    """The arch name of a published RepNeXt state dict, or its dims and depths."""
+def repnext_fused_to_deploy(state_dict: dict) -> dict:
+    """Our deploy form's weights (published keys) from the published fused release's
+    (``repnext_*_fused.pt``: the published fuse, which keeps the BatchNorm after every
+    token mixer and averages the two heads into one Linear), those BatchNorms folded as
+    our deploy form folds them."""
+    from .nets import RepNeXtNet
+    net = published_repnext_fuse(RepNeXtNet(
+        repnext_table(state_dict), num_classes=state_dict['head.head.weight'].shape[0]))
+    own = net.state_dict()
+    if own.keys() != state_dict.keys():
+        missing = sorted(set(own) - set(state_dict))[:3]
+        raise CheckpointError(f'not a published fused RepNeXt ({len(own)} weights expected, '
+                              f'missing {missing})')
+    with torch.no_grad():  # copied in place: the form guard takes a fused checkpoint for
+        for key, value in own.items():  # ours, which this structure is not yet
+            value.copy_(state_dict[key])
+    for module in net.modules():
+        if isinstance(module, ChunkConv):
+            module.deploy = True  # its convs are fused already
+    net.switch_to_deploy()
+    return net.state_dict()
+
+
+def repnext_table(state_dict: dict) -> dict:
+    """The dims and depths of a published RepNeXt state dict (fused or not)."""
     dims = tuple(state_dict[f'stages.{i}.blocks.0.norm.weight'].shape[0] for i in range(4))
     depths = tuple(len({k.split('.')[3] for k in state_dict
                         if k.startswith(f'stages.{i}.blocks.')}) for i in range(4))
-    table = dict(dims=dims, depths=depths)
+    return dict(dims=dims, depths=depths)
+
+
+def repnext_arch(state_dict: dict) -> str:
+    """The arch name of a published RepNeXt state dict, or its dims and depths."""
+    table = repnext_table(state_dict)
     for name, settings in RepNeXt.arch_settings.items():
         if settings == table:
             return name
