@@ -82,6 +82,21 @@ def test_mim_search_lists_and_filters_the_models(tmp_path):
     assert 'flops' in result.stdout and 'parameters' in result.stdout
 
 
+def test_mim_download_writes_the_config_beside_the_weights(tmp_path):
+    """``mim download`` by metafile name: the weights' file name is the release URL's
+    (already there: no machine here reaches the release host, and mim keeps a file it
+    finds), the config dumped beside it."""
+    name = 'repnext-m3_8xb256-300e-distill_in1k'
+    (tmp_path / 'repnext_m3_distill_300e.pth').write_bytes(b'kept')
+    result = subprocess.run([MIM, 'download', 'repmobile_mm', '--config', name, '--dest',
+                             str(tmp_path)], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert 'repnext_m3_distill_300e.pth exists' in result.stdout
+    assert (tmp_path / 'repnext_m3_distill_300e.pth').read_bytes() == b'kept'
+    assert "type='RepNeXt'" in (tmp_path / f'{name}.py').read_text()
+
+
 def test_mmpretrain_hub_loads_the_published_weights_by_name(reference_keys, tmp_path,
                                                             monkeypatch):
     """list_models and get_model(NAME, pretrained=True) by metafile name; the release

@@ -7,6 +7,7 @@ full-size published key lists. They are read by mmengine's loaders (a backbone's
 ``init_model``), by the tools and by timm."""
 import functools
 import http.server
+import json
 import os
 import threading
 from types import SimpleNamespace
@@ -20,7 +21,7 @@ from repmobile_mm.apis.runner import load_config
 from repmobile_mm.engine.checkpoint import read_checkpoint
 from repmobile_mm.errors import CheckpointError
 from repmobile_mm.models.published import RELEASE_URLS
-from tests.helpers import ROOT, assert_close_to_max, check_tool, paired
+from tests.helpers import ROOT, assert_close_to_max, check_tool, make_folder_dataset, paired
 from tests.test_classification import (DISTILL_S, REPNEXT_DISTILL, REPVIT_DISTILL, TINY_ARCH,
                                        TINY_REPVIT)
 
@@ -230,16 +231,27 @@ def test_repnext_fused_release_loads_into_the_deploy_twin(reference, server, hub
 
 def test_fuse_tool_takes_the_release_url(reference, server, hub, tmp_path):
     """tools/reparameterize_model.py CONFIG URL OUT: the fused model gives the published
-    logits in the deploy twin."""
+    logits in the deploy twin; tools/test.py CONFIG URL tests it."""
     state_dict, arrays = reference('repvit_tiny_distill')
     url = serve(server, 'repvit_tiny_distill_300e.pth', {'model': state_dict})
     config, overrides = CLASSIFIERS['repvit_tiny_distill']
     training = tmp_path / 'tiny.py'
-    training.write_text(f'_base_ = {config!r}\nmodel = dict(backbone=dict(arch={TINY_REPVIT!r}),'
-                        ' head=dict(in_channels=128, num_classes=10))\n')
+    data = str(tmp_path / 'data')
+    make_folder_dataset(data, per_class=1, classes=10)  # for tools/test.py
+    training.write_text(f"""_base_ = {config!r}
+model = dict(backbone=dict(arch={TINY_REPVIT!r}), head=dict(in_channels=128, num_classes=10))
+data_preprocessor = dict(num_classes=10)
+test_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(
+    _delete_=True, type='CustomDataset', data_root={data!r}, data_prefix='val',
+    pipeline=[dict(type='LoadImageFromFile'), dict(type='PackInputs')]))
+""")
     fused = str(tmp_path / 'fused.pth')
     check_tool('tools/reparameterize_model.py', str(training), url, fused, '--shape', '64',
                '64')
+    # tools/test.py scores the release URL (on 10 random images)
+    check_tool('tools/test.py', str(training), url, '--work-dir', str(tmp_path / 'test'),
+               '--out', str(tmp_path / 'metrics.json'))
+    assert 'accuracy/top1' in json.loads((tmp_path / 'metrics.json').read_text())
     deploy = config.replace('/repvit/', '/repvit/deploy/').replace('m0.9_', 'm0.9-deploy_')
     model = build_model(load_config(deploy, overrides)).eval()
     model.load_state_dict(read_checkpoint(fused)['state_dict'], strict=True)
