@@ -40,9 +40,9 @@ def is_url(path: str) -> bool:
 
 
 def read_checkpoint(path: str):
-    """The checkpoint at ``path`` (a file, ``.safetensors`` included, or an http(s) URL,
-    downloaded once by :func:`download`), in this package's layout where it is a
-    published one (:func:`published.as_ours`).
+    """The checkpoint at ``path`` (a file, ``.safetensors`` and TorchScript archives
+    included, or an http(s) URL, downloaded once by :func:`download`), in this package's
+    layout where it is a published one (:func:`published.as_ours`).
 
     Read by ``torch.load`` under ``weights_only=True`` (mmengine's globals, and the
     ``argparse.Namespace`` of training scripts' ``args``, allowed for this call only);
@@ -148,13 +148,9 @@ def fetch(url: str, path: str) -> None:
         raise CheckpointError(f'could not download {url}: {first_line(err)}') from None
 
 
-def load_from_path(filename: str, map_location=None):
-    """mmengine's local checkpoint loader, through :func:`read_checkpoint`."""
-    return read_checkpoint(filename)
-
-
-def load_from_url(filename: str, map_location=None):
-    """mmengine's http(s) checkpoint loader, through :func:`read_checkpoint`."""
+def load_from_repmobile_mm(filename: str, map_location=None):
+    """mmengine's loader of paths and http(s) URLs: :func:`read_checkpoint` (the tensors
+    on the CPU, where mmengine's ``load_state_dict`` copies them into the model)."""
     return read_checkpoint(filename)
 
 
@@ -165,8 +161,8 @@ def register_checkpoint_loaders() -> None:
     A checkpoint in no published layout is returned as stored, as mmengine's own
     loaders return it."""
     from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme('', load_from_path, force=True)
-    CheckpointLoader.register_scheme(('http://', 'https://'), load_from_url, force=True)
+    CheckpointLoader.register_scheme(('', 'http://', 'https://'), load_from_repmobile_mm,
+                                     force=True)
 
 
 def check_output_path(path: str, force: bool = False) -> None:
