@@ -157,3 +157,55 @@ def test_read_checkpoint_leaves_the_process_allow_list_as_it_found_it(tmp_path):
         'torch.load(sys.argv[1], weights_only=True)  # still allowed process-wide\n'
         'print("loaded")\n')
     assert python_output(code, path).split() == ['True', 'loaded']
+
+
+def test_a_checkpoint_save_stopped_midway_leaves_no_file_under_its_name(tmp_path, monkeypatch):
+    """mmengine's save_checkpoint, its write stopped halfway by a full disk: mmengine's
+    own local backend leaves a truncated file under the checkpoint's name (which
+    ``last_checkpoint`` or a later --resume would take); the one a training run
+    registers (write_checkpoints_atomically) leaves nothing, not even its staging."""
+    import builtins
+
+    from mmengine.fileio import LocalBackend, register_backend
+    from mmengine.fileio.backends.registry_utils import prefix_to_backends
+    from mmengine.runner.checkpoint import save_checkpoint
+
+    from repmobile_mm.engine.checkpoint import write_checkpoints_atomically
+    real_open = builtins.open
+
+    class FullDisk:
+        def __init__(self, file):
+            self.file = file
+
+        def write(self, data):
+            self.file.write(data[:len(data) // 2])
+            raise OSError(28, 'No space left on device')
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+    def full_disk_open(file, mode='r', *args, **kwargs):
+        opened = real_open(file, mode, *args, **kwargs)
+        return FullDisk(opened) if 'w' in mode and 'b' in mode else opened
+
+    checkpoint = {'state_dict': {'w': torch.randn(1000)}, 'meta': {'epoch': 3}}
+    registered = prefix_to_backends['']
+    try:
+        for backend, name in ((LocalBackend, 'plain.pth'), (None, 'atomic.pth')):
+            if backend is None:
+                write_checkpoints_atomically()
+            else:
+                register_backend('local', backend, force=True, prefixes='')
+            with monkeypatch.context() as patch:
+                patch.setattr(builtins, 'open', full_disk_open)
+                with pytest.raises(OSError, match='No space left'):
+                    save_checkpoint(checkpoint, str(tmp_path / name))
+    finally:
+        register_backend('local', registered, force=True, prefixes='')
+    assert 0 < os.path.getsize(tmp_path / 'plain.pth')  # the bug the atomic backend avoids
+    with pytest.raises(CheckpointError, match='truncated or corrupted'):
+        read_checkpoint(str(tmp_path / 'plain.pth'))
+    assert os.listdir(tmp_path) == ['plain.pth']

@@ -14,7 +14,7 @@ import torch
 from repmobile_mm.apis.model_io import read_state_dict
 from repmobile_mm.apis.runner import load_config
 from repmobile_mm.engine.checkpoint import read_checkpoint
-from tests.helpers import ROOT, check_tool, make_folder_dataset
+from tests.helpers import ROOT, check_tool, make_folder_dataset, refusal
 
 # RepViT's digits config: no dropout, whose masks a resumed run would draw anew
 DIGITS = osp.join(ROOT, 'classification/configs/repvit/repvit-m0.9_1xb64_digits.py')
@@ -138,6 +138,34 @@ def test_a_killed_run_resumes_where_an_uninterrupted_one_is(tmp_path):
     assert resumed['state_dict'].keys() == expected['state_dict'].keys()
     for key, value in expected['state_dict'].items():
         torch.testing.assert_close(resumed['state_dict'][key], value, msg=key)
+
+
+@pytest.mark.slow
+def test_resume_falls_back_past_an_unreadable_last_checkpoint(tmp_path):
+    """--resume with the checkpoint last_checkpoint names truncated (a save cut short
+    before writes were atomic): one warning naming both files, the run continues from
+    the newest readable one; with none readable, one line."""
+    data = str(tmp_path / 'data')
+    make_folder_dataset(data)  # 2 iterations of 6 images per epoch
+    work = str(tmp_path / 'work')
+    check_tool('tools/train.py', write_config(tmp_path / 'two.py', data, 6, epochs=2),
+               '--work-dir', work)
+    first, last = (osp.join(work, f'epoch_{e}.pth') for e in (1, 2))
+    with open(last, 'r+b') as f:
+        f.truncate(100)
+    longer = write_config(tmp_path / 'three.py', data, 6, epochs=3)
+    result = check_tool('tools/train.py', longer, '--work-dir', work, '--resume')
+    log = result.stdout + result.stderr
+    assert f'--resume: {last} is truncated or corrupted' in log, log[-3000:]
+    assert f'resuming from {first}, the newest readable checkpoint' in log
+    assert 'resumed epoch: 1' in log
+    end = read_checkpoint(osp.join(work, 'epoch_3.pth'))
+    assert (end['meta']['epoch'], end['meta']['iter']) == (3, 6)
+    for epoch in (1, 2, 3):
+        with open(osp.join(work, f'epoch_{epoch}.pth'), 'r+b') as f:
+            f.truncate(100)
+    message = refusal('tools/train.py', longer, '--work-dir', work, '--resume')
+    assert message.startswith(f'--resume: no readable checkpoint in {work}'), message
 
 
 SMALL_RUNS = {

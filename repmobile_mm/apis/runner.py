@@ -144,14 +144,15 @@ def train(cfg: Config, validate: bool = True, resume: Optional[str] = None,
 
     ``resume``: a checkpoint, or ``'auto'`` for the latest one in the work dir.
     """
-    from ..engine.checkpoint import read_checkpoint
+    from ..engine.checkpoint import (read_checkpoint, readable_latest_checkpoint,
+                                     write_checkpoints_atomically)
     from .config_checks import check_data_roots, explained_registry_errors
     if not validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if amp:
         enable_amp(cfg)
-    if resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+    if resume == 'auto':  # mmengine's own search would take a truncated last checkpoint
+        cfg.resume, cfg.load_from = True, readable_latest_checkpoint(cfg.work_dir)
     elif resume is not None:
         read_checkpoint(resume)  # a missing, broken or unsafe file: one line, now
         cfg.resume, cfg.load_from = True, resume
@@ -160,6 +161,7 @@ def train(cfg: Config, validate: bool = True, resume: Optional[str] = None,
     apply_library_dataloader_defaults(cfg)
     check_data_roots(cfg, ['train_dataloader'] + (['val_dataloader'] if cfg.get('val_cfg')
                                                   is not None else []))
+    write_checkpoints_atomically()
     runner = build_runner(cfg)
     with explained_registry_errors(cfg):  # datasets, transforms and hooks build here
         runner.train()

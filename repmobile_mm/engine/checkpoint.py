@@ -10,17 +10,20 @@ allow-listed callables, so ``getattr`` can fetch attributes but nothing it fetch
 can be called.
 """
 import argparse
+import glob
+import logging
 import os
 import pickle
 import re
 import shutil
 import tempfile
 import zipfile
-from typing import Callable
+from typing import Callable, Optional
 from urllib.parse import urlparse
 
 import numpy as np
 import torch
+from mmengine.fileio import LocalBackend
 from mmengine.logging.history_buffer import HistoryBuffer
 
 from ..errors import CheckpointError, CheckpointNotFoundError, OutputExistsError
@@ -195,3 +198,57 @@ def write_atomically(path: str, write: Callable[[str], None], force: bool = Fals
 def save_atomically(obj, path: str, force: bool = False) -> None:
     """``torch.save`` through ``write_atomically``."""
     write_atomically(path, lambda partial: torch.save(obj, partial), force)
+
+
+def write_checkpoints_atomically() -> None:
+    """Make mmengine write local files (its checkpoints: ``Runner.save_checkpoint``) to a
+    temporary file beside the target, renamed into place when complete
+    (:class:`AtomicLocalBackend`). Called when a run trains, never at import."""
+    from mmengine.fileio import register_backend
+    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+
+
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend whose ``put`` goes through :func:`write_atomically`:
+    a save killed, or stopped by a full disk, leaves no partial file under a checkpoint's
+    name, and CheckpointHook names a checkpoint in ``last_checkpoint`` only after its
+    save returned."""
+
+    def put(self, obj: bytes, filepath) -> None:
+        def write(partial):
+            with open(partial, 'wb') as f:
+                f.write(obj)
+
+        write_atomically(str(filepath), write, force=True)
+
+
+def readable_latest_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume`` continues from: the one ``last_checkpoint`` names, or,
+    where that cannot be read (a save cut short by a kill or a full disk before this
+    package's atomic writes), the newest readable ``epoch_*.pth``/``iter_*.pth`` beside it,
+    with a one-line warning naming both; None where the work dir has none."""
+    from mmengine.logging import print_log
+    named_file = os.path.join(work_dir, 'last_checkpoint')
+    named = None
+    if os.path.isfile(named_file):
+        with open(named_file) as f:
+            named = f.read().strip() or None
+    saved = sorted((p for p in glob.glob(os.path.join(work_dir, '*.pth'))
+                    if re.fullmatch(r'(epoch|iter)_\d+\.pth', os.path.basename(p))),
+                   key=os.path.getmtime, reverse=True)
+    candidates = ([named] if named else []) + [p for p in saved if p != named]
+    problems = []
+    for path in candidates:
+        try:
+            read_checkpoint(path)
+        except CheckpointError as err:
+            problems.append(str(err))
+            continue
+        if problems:
+            print_log(f'--resume: {problems[0]}; resuming from {path}, the newest readable '
+                      'checkpoint', logger='current', level=logging.WARNING)
+        return path
+    if problems:
+        raise CheckpointError(f'--resume: no readable checkpoint in {work_dir} '
+                              f'({"; ".join(problems)})')
+    return None
