@@ -43,3 +43,7 @@ class DeviceError(RepMobileError, RuntimeError):
 
 class NonFiniteLossError(RepMobileError, FloatingPointError):
     """Training stopped at a loss that is not finite, before its weights were saved."""
+
+
+class PreemptedError(RepMobileError, RuntimeError):
+    """Training stopped on SIGTERM or SIGINT after saving a checkpoint to resume from."""

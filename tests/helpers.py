@@ -107,10 +107,10 @@ def check_tool(*args, timeout=900, env=None, process=False):
     return result
 
 
-def refusal(*args) -> str:
+def refusal(*args, env=None) -> str:
     """The message of a tool run (:func:`run_tool`) that must refuse: exit status 1,
     the message the last line of stderr, no traceback."""
-    result = run_tool(*args)
+    result = run_tool(*args, env=env)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and lines and 'Traceback' not in result.stderr, \
         f'exit {result.returncode}: {result.stdout[-1500:]}{result.stderr[-1500:]}'

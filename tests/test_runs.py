@@ -3,6 +3,7 @@
 import json
 import os
 import os.path as osp
+import re
 import socket
 import subprocess
 import sys
@@ -140,6 +141,87 @@ def test_a_killed_run_resumes_where_an_uninterrupted_one_is(tmp_path):
         torch.testing.assert_close(resumed['state_dict'][key], value, msg=key)
 
 
+def preempted_config(path, base, iteration, to_launcher):
+    """``base`` with the stand-in scheduler sending SIGTERM after ``iteration`` (beside
+    the base's own custom hooks)."""
+    hooks = load_config(base).to_dict().get('custom_hooks', []) + [
+        dict(type='SendSigtermAt', iteration=iteration, to_launcher=to_launcher)]
+    with open(path, 'w') as f:
+        f.write(f"""_base_ = {base!r}
+custom_imports = dict(imports=['repmobile_mm.integrations.mmpretrain', 'tests.signal_hook'],
+                      allow_failed_imports=False)
+custom_hooks = {hooks!r}
+""")
+    return str(path)
+
+
+def iteration_based(config):
+    """The config's loop as iterations (12), without periodic checkpoints."""
+    with open(config, 'a') as f:
+        f.write("train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=12, "
+                "val_interval=100)\ndefault_hooks = dict(checkpoint=dict(by_epoch=False, "
+                "interval=100))\n")
+    return config
+
+
+@pytest.mark.slow
+def test_sigterm_in_two_processes_stops_both_after_one_iteration_and_resumes(tmp_path):
+    """torchrun gets SIGTERM mid-epoch (a scheduler's preemption) and passes it on: both
+    processes stop after the same iteration, rank 0 saves and names the checkpoint, the
+    exit status is not 0. mmengine's epoch loop cannot start mid-epoch: the message says
+    which iterations repeat, and the resumed run ends one iteration later than an
+    uninterrupted one (9 for 4 epochs of 2) when it stopped mid-epoch."""
+    data = str(tmp_path / 'data')
+    make_folder_dataset(data)  # 12 images: 2 iterations of 2 x 3 an epoch
+    base = write_config(tmp_path / 'base.py', data, 3, epochs=4, sgd=False)
+    preempted = preempted_config(tmp_path / 'preempted.py', base, 3, to_launcher=True)
+    work = str(tmp_path / 'work')
+    result = subprocess.run(['bash', 'tools/dist_train.sh', preempted, '2', '--work-dir', work],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, PORT=str(free_port()), PYTHON=sys.executable,
+                                     PYTHONWARNINGS='ignore'))
+    log = result.stdout + result.stderr
+    assert result.returncode != 0
+    stopped = re.findall(r'SIGTERM received: stopped after iteration (\d+) \(epoch (\d+)\), '
+                         r'saved (\S+); continue with --resume(.*)', log)
+    assert len(stopped) == 2 and stopped[0] == stopped[1], log[-3000:]  # one line a process
+    done, epoch, path, repeated = stopped[0]
+    done, epoch = int(done), int(epoch)
+    assert 3 <= done < 8 and path == osp.join(work, f'iter_{done}.pth')
+    assert repeated == ('' if done % 2 == 0 else
+                        f'; epoch {epoch} restarts there, repeating its first 1 iterations')
+    with open(osp.join(work, 'last_checkpoint')) as f:
+        assert f.read() == path
+    assert read_checkpoint(path)['meta']['iter'] == done
+    check_tool('tools/dist_train.sh', base, '2', '--work-dir', work, '--resume',
+               env=dict(os.environ, PORT=str(free_port())))
+    end = read_checkpoint(osp.join(work, 'epoch_4.pth'))
+    assert (end['meta']['epoch'], end['meta']['iter']) == (4, 8 + done % 2)
+
+
+@pytest.mark.slow
+def test_sigterm_resumes_an_iteration_loop_where_an_uninterrupted_run_is(tmp_path):
+    """SIGTERM after iteration 5 of 12 (an iteration-based loop, as the detection and
+    segmentation configs run): the checkpoint it saves resumes at iteration 5, the data
+    order kept, and ends with the weights of an uninterrupted run."""
+    data = str(tmp_path / 'data')
+    make_folder_dataset(data)  # 2 iterations of 6 images a pass
+    base = iteration_based(write_config(tmp_path / 'base.py', data, 6, norm_eval=True))
+    preempted = preempted_config(tmp_path / 'preempted.py', base, 5, to_launcher=False)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    whole, work = str(tmp_path / 'whole'), str(tmp_path / 'work')
+    check_tool('tools/train.py', base, '--work-dir', whole, process=True)
+    message = refusal('tools/train.py', preempted, '--work-dir', work, env=env)
+    assert message == (f'SIGTERM received: stopped after iteration 5 (epoch 1), saved '
+                       f'{work}/iter_5.pth; continue with --resume')
+    check_tool('tools/train.py', base, '--work-dir', work, '--resume', process=True)
+    expected, resumed = (read_checkpoint(osp.join(run, 'iter_12.pth')) for run in (whole, work))
+    assert resumed['meta']['iter'] == expected['meta']['iter'] == 12
+    assert resumed['state_dict'].keys() == expected['state_dict'].keys()
+    for key, value in expected['state_dict'].items():
+        torch.testing.assert_close(resumed['state_dict'][key], value, msg=key)
+
+
 @pytest.mark.slow
 def test_resume_falls_back_past_an_unreadable_last_checkpoint(tmp_path):
     """--resume with the checkpoint last_checkpoint names truncated (a save cut short
@@ -229,7 +311,8 @@ def test_slurm_train_passes_the_job_to_srun(tmp_path, work_dir):
     result = check_tool('tools/slurm_train.sh', 'gpu', 'repvit', DIGITS, *work_dir, '--amp',
                         env=srun_env(tmp_path))
     assert result.stdout.splitlines() == [
-        *SRUN, osp.join(ROOT, 'tools/train.py'), DIGITS, '--launcher', 'slurm',
+        *SRUN[:8], '--signal=TERM@300', *SRUN[8:], osp.join(ROOT, 'tools/train.py'), DIGITS,
+        '--launcher', 'slurm',
         *(['--work-dir', *work_dir] if work_dir else []), '--amp']
 
 

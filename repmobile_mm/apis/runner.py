@@ -100,8 +100,9 @@ def build_runner(cfg: Config):
     from .config_checks import check_backbone_outputs, explained_registry_errors
     distributed = setup_distributed(cfg)
     hooks = cfg.get('custom_hooks') or []
-    if not any(hook.get('type') == 'FiniteLossHook' for hook in hooks):
-        cfg.custom_hooks = [*hooks, dict(type='FiniteLossHook')]
+    ours = [dict(type=name) for name in ('FiniteLossHook', 'PreemptionHook')
+            if not any(hook.get('type') == name for hook in hooks)]
+    cfg.custom_hooks = [*hooks, *ours]
     with explained_registry_errors(cfg):
         runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     check_backbone_outputs(bare_model(runner))

@@ -1,8 +1,7 @@
 """mmengine parts used by the configs and tools (need mmengine and timm, not the mm libraries)."""
 from .checkpoint import register_checkpoint_loaders
-from .hooks import ChannelsLastHook, FiniteLossHook, RawEvalEMAHook
+from .hooks import ChannelsLastHook, FiniteLossHook, PreemptionHook, RawEvalEMAHook
 from .optim_wrappers import AGCAmpOptimWrapper, AGCOptimWrapper
 
 __all__ = ['AGCAmpOptimWrapper', 'AGCOptimWrapper', 'ChannelsLastHook', 'FiniteLossHook',
-           'RawEvalEMAHook',
-           'register_checkpoint_loaders']
+           'PreemptionHook', 'RawEvalEMAHook', 'register_checkpoint_loaders']

@@ -1,12 +1,18 @@
 """Hooks: model EMA as the published RepViT recipe keeps it (on mmengine's
-``EMAHook``), channels-last weights for CPU training, a stop on a non-finite loss."""
+``EMAHook``), channels-last weights for CPU training, a stop on a non-finite loss, a
+resumable stop on SIGTERM or SIGINT."""
 import math
+import os.path as osp
+import signal
+import threading
 
 import torch
+from mmengine.dist import all_reduce, is_main_process
 from mmengine.hooks import EMAHook, Hook
 from mmengine.registry import HOOKS
+from mmengine.runner import EpochBasedTrainLoop
 
-from ..errors import ConfigError, NonFiniteLossError
+from ..errors import ConfigError, NonFiniteLossError, PreemptedError
 
 
 @HOOKS.register_module()
@@ -94,3 +100,63 @@ class FiniteLossHook(Hook):
         raise NonFiniteLossError(f'iteration {runner.iter + 1}: the loss is not finite ({listed}); '
                                  'stopped before saving a checkpoint of these weights (a lower '
                                  'learning rate, or gradient clipping, usually helps)')
+
+
+@HOOKS.register_module()
+class PreemptionHook(Hook):
+    """SIGTERM (what SLURM and most schedulers send before SIGKILL when they preempt a
+    job or its time runs out) or SIGINT (Ctrl-C; a second one stops at once): the run
+    finishes the current iteration, every process agreeing on which one, saves a
+    checkpoint to resume from (mmengine's ``Runner.save_checkpoint``: model, optimizer,
+    schedulers, loop position, message hub, the EMA weights; rank 0 writes), names it
+    in ``last_checkpoint``, and stops with a :class:`PreemptedError` saying where to
+    resume from (the tools exit with status 1). An iteration-based loop resumes at that
+    iteration; mmengine's epoch loop cannot start mid-epoch, so it repeats the
+    interrupted epoch's first iterations, which the message counts. tools/train.py
+    adds it to every run."""
+
+    priority = 'VERY_LOW'  # after the schedulers stepped and the other hooks saved
+
+    def __init__(self):
+        self.received = 0
+        self.previous = {}
+
+    def receive(self, signum, frame) -> None:
+        if self.received:  # asked twice: stop now, as without this hook
+            signal.signal(signum, self.previous.get(signum, signal.SIG_DFL))
+            signal.raise_signal(signum)
+        self.received = signum
+
+    def before_train(self, runner) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self.previous[signum] = signal.signal(signum, self.receive)
+
+    def after_train(self, runner) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        received = torch.tensor([self.received])
+        all_reduce(received, op='max')  # every process stops after the same iteration
+        if not received.item():
+            return
+        done = runner.iter + 1
+        filename = f'iter_{done}.pth'
+        runner.save_checkpoint(runner.work_dir, filename, by_epoch=False)
+        path = osp.join(runner.work_dir, filename)
+        if is_main_process():
+            with open(osp.join(runner.work_dir, 'last_checkpoint'), 'w') as f:
+                f.write(path)
+        self.after_train(runner)
+        loop = runner.train_loop
+        repeated = ''
+        if isinstance(loop, EpochBasedTrainLoop):
+            into_epoch = done - runner.epoch * len(loop.dataloader)
+            if into_epoch:
+                repeated = (f'; epoch {runner.epoch + 1} restarts there, repeating its first '
+                            f'{into_epoch} iterations')
+        raise PreemptedError(f'{signal.Signals(int(received.item())).name} received: stopped '
+                             f'after iteration {done} (epoch {runner.epoch + 1}), saved {path}; '
+                             f'continue with --resume{repeated}')
