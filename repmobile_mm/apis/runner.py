@@ -152,8 +152,10 @@ def train(cfg: Config, validate: bool = True, resume: Optional[str] = None,
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if amp:
         enable_amp(cfg)
+    warning = None
     if resume == 'auto':  # mmengine's own search would take a truncated last checkpoint
-        cfg.resume, cfg.load_from = True, readable_latest_checkpoint(cfg.work_dir)
+        cfg.load_from, warning = readable_latest_checkpoint(cfg.work_dir)
+        cfg.resume = True
     elif resume is not None:
         read_checkpoint(resume)  # a missing, broken or unsafe file: one line, now
         cfg.resume, cfg.load_from = True, resume
@@ -164,6 +166,8 @@ def train(cfg: Config, validate: bool = True, resume: Optional[str] = None,
                                                   is not None else []))
     write_checkpoints_atomically()
     runner = build_runner(cfg)
+    if warning:  # in the run's log
+        runner.logger.warning(warning)
     with explained_registry_errors(cfg):  # datasets, transforms and hooks build here
         runner.train()
     return runner

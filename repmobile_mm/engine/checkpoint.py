@@ -11,14 +11,13 @@ can be called.
 """
 import argparse
 import glob
-import logging
 import os
 import pickle
 import re
 import shutil
 import tempfile
 import zipfile
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 from urllib.parse import urlparse
 
 import numpy as np
@@ -222,12 +221,12 @@ class AtomicLocalBackend(LocalBackend):
         write_atomically(str(filepath), write, force=True)
 
 
-def readable_latest_checkpoint(work_dir: str) -> Optional[str]:
-    """The checkpoint ``--resume`` continues from: the one ``last_checkpoint`` names, or,
-    where that cannot be read (a save cut short by a kill or a full disk before this
-    package's atomic writes), the newest readable ``epoch_*.pth``/``iter_*.pth`` beside it,
-    with a one-line warning naming both; None where the work dir has none."""
-    from mmengine.logging import print_log
+def readable_latest_checkpoint(work_dir: str) -> Tuple[Optional[str], Optional[str]]:
+    """``(checkpoint, warning)``: the checkpoint ``--resume`` continues from, the one
+    ``last_checkpoint`` names, or, where that cannot be read (a save cut short by a kill or
+    a full disk before this package's atomic writes), the newest readable
+    ``epoch_*.pth``/``iter_*.pth`` beside it, with a one-line warning naming both for the
+    run's log; ``(None, None)`` where the work dir has none."""
     named_file = os.path.join(work_dir, 'last_checkpoint')
     named = None
     if os.path.isfile(named_file):
@@ -244,11 +243,10 @@ def readable_latest_checkpoint(work_dir: str) -> Optional[str]:
         except CheckpointError as err:
             problems.append(str(err))
             continue
-        if problems:
-            print_log(f'--resume: {problems[0]}; resuming from {path}, the newest readable '
-                      'checkpoint', logger='current', level=logging.WARNING)
-        return path
+        warning = (f'--resume: {problems[0]}; resuming from {path}, the newest readable '
+                   'checkpoint') if problems else None
+        return path, warning
     if problems:
         raise CheckpointError(f'--resume: no readable checkpoint in {work_dir} '
                               f'({"; ".join(problems)})')
-    return None
+    return None, None
