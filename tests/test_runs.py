@@ -210,11 +210,12 @@ def test_sigterm_resumes_an_iteration_loop_where_an_uninterrupted_run_is(tmp_pat
     preempted = preempted_config(tmp_path / 'preempted.py', base, 5, to_launcher=False)
     env = dict(os.environ, PYTHONPATH=ROOT)
     whole, work = str(tmp_path / 'whole'), str(tmp_path / 'work')
-    check_tool('tools/train.py', base, '--work-dir', whole, process=True)
+    check_tool('tools/train.py', base, '--work-dir', whole)
+    # a process of its own: the signal is sent to the process
     message = refusal('tools/train.py', preempted, '--work-dir', work, env=env)
     assert message == (f'SIGTERM received: stopped after iteration 5 (epoch 1), saved '
                        f'{work}/iter_5.pth; continue with --resume')
-    check_tool('tools/train.py', base, '--work-dir', work, '--resume', process=True)
+    check_tool('tools/train.py', base, '--work-dir', work, '--resume')
     expected, resumed = (read_checkpoint(osp.join(run, 'iter_12.pth')) for run in (whole, work))
     assert resumed['meta']['iter'] == expected['meta']['iter'] == 12
     assert resumed['state_dict'].keys() == expected['state_dict'].keys()
