@@ -15,7 +15,7 @@ import torch
 from repmobile_mm.apis.model_io import read_state_dict
 from repmobile_mm.apis.runner import load_config
 from repmobile_mm.engine.checkpoint import read_checkpoint
-from tests.helpers import ROOT, check_tool, make_folder_dataset, refusal
+from tests.helpers import ROOT, check_tool, make_folder_dataset, refusal, run_tool
 
 # RepViT's digits config: no dropout, whose masks a resumed run would draw anew
 DIGITS = osp.join(ROOT, 'classification/configs/repvit/repvit-m0.9_1xb64_digits.py')
@@ -141,11 +141,12 @@ def test_a_killed_run_resumes_where_an_uninterrupted_one_is(tmp_path):
         torch.testing.assert_close(resumed['state_dict'][key], value, msg=key)
 
 
-def preempted_config(path, base, iteration, to_launcher):
-    """``base`` with the stand-in scheduler sending SIGTERM after ``iteration`` (beside
-    the base's own custom hooks)."""
+def preempted_config(path, base, iteration, to_launcher, hook='SendSigtermAt'):
+    """``base`` with the stand-in scheduler sending SIGTERM after ``iteration`` (or
+    another hook of tests/signal_hook.py; beside the base's own custom hooks)."""
+    options = dict(to_launcher=to_launcher) if hook == 'SendSigtermAt' else {}
     hooks = load_config(base).to_dict().get('custom_hooks', []) + [
-        dict(type='SendSigtermAt', iteration=iteration, to_launcher=to_launcher)]
+        dict(type=hook, iteration=iteration, **options)]
     with open(path, 'w') as f:
         f.write(f"""_base_ = {base!r}
 custom_imports = dict(imports=['repmobile_mm.integrations.mmpretrain', 'tests.signal_hook'],
@@ -221,6 +222,21 @@ def test_sigterm_resumes_an_iteration_loop_where_an_uninterrupted_run_is(tmp_pat
     assert resumed['state_dict'].keys() == expected['state_dict'].keys()
     for key, value in expected['state_dict'].items():
         torch.testing.assert_close(resumed['state_dict'][key], value, msg=key)
+
+
+def test_a_run_stopped_by_an_error_gives_the_signal_handlers_back(tmp_path):
+    """PreemptionHook takes SIGTERM and SIGINT while a run trains; a run that stops with
+    an exception (here in the tests' process) leaves the process its own handlers."""
+    import signal
+    data = str(tmp_path / 'data')
+    make_folder_dataset(data)
+    config = preempted_config(tmp_path / 'failing.py',
+                              write_config(tmp_path / 'base.py', data, 6), 1, False,
+                              hook='RaiseAt')
+    before = [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)]
+    result = run_tool('tools/train.py', config, '--work-dir', str(tmp_path / 'work'))
+    assert result.returncode == 1 and 'stand-in failure after iteration 1' in result.stderr
+    assert [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)] == before
 
 
 @pytest.mark.slow

@@ -147,6 +147,7 @@ def train(cfg: Config, validate: bool = True, resume: Optional[str] = None,
     """
     from ..engine.checkpoint import (read_checkpoint, readable_latest_checkpoint,
                                      write_checkpoints_atomically)
+    from ..engine.hooks import PreemptionHook
     from .config_checks import check_data_roots, explained_registry_errors
     if not validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
@@ -168,8 +169,13 @@ def train(cfg: Config, validate: bool = True, resume: Optional[str] = None,
     runner = build_runner(cfg)
     if warning:  # in the run's log
         runner.logger.warning(warning)
-    with explained_registry_errors(cfg):  # datasets, transforms and hooks build here
-        runner.train()
+    try:
+        with explained_registry_errors(cfg):  # datasets, transforms and hooks build here
+            runner.train()
+    finally:  # a run stopped by an exception leaves the process its signal handlers
+        for hook in runner.hooks:
+            if isinstance(hook, PreemptionHook):
+                hook.restore_signals()
     return runner
 
 

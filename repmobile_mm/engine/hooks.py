@@ -133,6 +133,11 @@ class PreemptionHook(Hook):
                 self.previous[signum] = signal.signal(signum, self.receive)
 
     def after_train(self, runner) -> None:
+        self.restore_signals()
+
+    def restore_signals(self) -> None:
+        """Give the process its own SIGTERM and SIGINT handlers back (after training, or
+        when training stopped with an exception: ``apis.runner.train``)."""
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
         self.previous = {}
@@ -149,7 +154,7 @@ class PreemptionHook(Hook):
         if is_main_process():
             with open(osp.join(runner.work_dir, 'last_checkpoint'), 'w') as f:
                 f.write(path)
-        self.after_train(runner)
+        self.restore_signals()
         loop = runner.train_loop
         repeated = ''
         if isinstance(loop, EpochBasedTrainLoop):
