@@ -191,17 +191,17 @@ def train_digits(tmp_path_factory, config):
                 checkpoint=osp.join(work_dir, 'epoch_1.pth'))
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def trained(tmp_path_factory):
     return train_digits(tmp_path_factory, DIGITS)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def trained_repvit(tmp_path_factory):
     return train_digits(tmp_path_factory, REPVIT_DIGITS)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def trained_repnext(tmp_path_factory):
     return train_digits(tmp_path_factory, REPNEXT_DIGITS)
 

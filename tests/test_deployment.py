@@ -17,7 +17,7 @@ REPVIT_DIGITS = osp.join(ROOT, 'classification/configs/repvit/repvit-m0.9_1xb64_
 REPNEXT_DIGITS = osp.join(ROOT, 'classification/configs/repnext/repnext-m1_1xb64_digits.py')
 
 
-@pytest.fixture(scope='module', params=[DIGITS, REPVIT_DIGITS, REPNEXT_DIGITS],
+@pytest.fixture(scope='session', params=[DIGITS, REPVIT_DIGITS, REPNEXT_DIGITS],
                 ids=['repmobile', 'repvit', 'repnext'])
 def trained_like_checkpoint(request, tmp_path_factory):
     """A training-form classifier checkpoint with trained-like BatchNorm statistics."""

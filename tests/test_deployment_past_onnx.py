@@ -30,7 +30,7 @@ DIGITS_DEPLOY = osp.join(
 INT8_RTOL = 0.1
 
 
-@pytest.fixture(scope='module', params=list(DIGITS))
+@pytest.fixture(scope='session', params=list(DIGITS))
 def checkpoint(request, tmp_path_factory):
     """``(config, training-form checkpoint, model)`` with trained-like BatchNorms."""
     config = DIGITS[request.param]
@@ -45,7 +45,7 @@ def run_main(module, *args):
     return check_tool(f'tools/deployment/{module}.py', *args)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def ct():
     from repmobile_mm.apis.coreml_export import import_coremltools
     return import_coremltools()
@@ -151,7 +151,7 @@ def test_coreml_tool_says_what_is_wrong(tmp_path, monkeypatch, case, message):
         assert (out / 'keep').read_text() == 'kept'
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def digits_data(tmp_path_factory):
     data = str(tmp_path_factory.mktemp('digits'))
     make_folder_dataset(data, per_class=4, classes=3)

@@ -148,17 +148,17 @@ def train_shapes(tmp_path_factory, config, data):
                 checkpoint=osp.join(work_dir, 'iter_2.pth'))
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def shapes(tmp_path_factory, shapes_data):
     return train_shapes(tmp_path_factory, SHAPES, shapes_data)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def shapes_repvit(tmp_path_factory, shapes_data):
     return train_shapes(tmp_path_factory, REPVIT_SHAPES, shapes_data)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def shapes_repnext(tmp_path_factory, shapes_data):
     return train_shapes(tmp_path_factory, REPNEXT_SHAPES, shapes_data)
 

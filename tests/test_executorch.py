@@ -72,7 +72,7 @@ LOWERED = {
 }
 
 
-@pytest.fixture(scope='module', params=list(LOWERED))
+@pytest.fixture(scope='session', params=list(LOWERED))
 def tiny_classifier(request):
     """``(family, fused tiny classifier, example input)``, BatchNorms randomized."""
     net_cls, arch = TINY[request.param][1], LOWERED[request.param]
@@ -149,7 +149,7 @@ model = dict(backbone=dict(arch=dict(_delete_=True, dims=(16, 32, 64, 128), bloc
 """
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def digits(tmp_path_factory):
     """``(config, training checkpoint, --cfg-options, deploy twin)``: the RepMobile digits
     config with a tiny backbone on a tiny 3-class folder, BatchNorms randomized."""

@@ -44,7 +44,7 @@ def tiny_digits_options(data):
             'data_preprocessor.num_classes=3']
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def trained_by_mim(tmp_path_factory):
     """`mim train` and `mim test repmobile_mm <config name>` in a directory outside the
     repository, with the editable install."""

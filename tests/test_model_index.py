@@ -16,7 +16,7 @@ from tests.helpers import ROOT, indexed_metadata
 from tests.test_mim import MIM
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def files():
     return mi.read_metafiles(ROOT)
 

@@ -47,7 +47,7 @@ ADE20K = os.path.join(
 CLASSES = ('rectangle', 'ellipse', 'triangle')
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def server(tmp_path_factory):
     """``url`` (ending in /) serving ``folder``; ``requests``: the paths asked for."""
     folder = tmp_path_factory.mktemp('releases')

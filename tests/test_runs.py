@@ -157,11 +157,14 @@ custom_hooks = {hooks!r}
 
 
 def iteration_based(config):
-    """The config's loop as iterations (12), without periodic checkpoints."""
+    """The config's loop as iterations (12), without periodic checkpoints, on an
+    infinite sampler as the detection and segmentation configs have it (mmengine waits
+    2 s each time another sampler's pass ends)."""
     with open(config, 'a') as f:
         f.write("train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=12, "
                 "val_interval=100)\ndefault_hooks = dict(checkpoint=dict(by_epoch=False, "
-                "interval=100))\n")
+                "interval=100))\n"
+                "train_dataloader['sampler'] = dict(type='InfiniteSampler', shuffle=False)\n")
     return config
 
 
@@ -170,8 +173,9 @@ def test_sigterm_in_two_processes_stops_both_after_one_iteration_and_resumes(tmp
     """torchrun gets SIGTERM mid-epoch (a scheduler's preemption) and passes it on: both
     processes stop after the same iteration, rank 0 saves and names the checkpoint, the
     exit status is not 0. mmengine's epoch loop cannot start mid-epoch: the message says
-    which iterations repeat, and the resumed run ends one iteration later than an
-    uninterrupted one (9 for 4 epochs of 2) when it stopped mid-epoch."""
+    which iterations repeat, and the resumed run (in one process, as a job given fewer
+    nodes resumes) ends one iteration later than an uninterrupted one (9 for 4 epochs of
+    2) when it stopped mid-epoch."""
     data = str(tmp_path / 'data')
     make_folder_dataset(data)  # 12 images: 2 iterations of 2 x 3 an epoch
     base = write_config(tmp_path / 'base.py', data, 3, epochs=4, sgd=False)
@@ -194,8 +198,9 @@ def test_sigterm_in_two_processes_stops_both_after_one_iteration_and_resumes(tmp
     with open(osp.join(work, 'last_checkpoint')) as f:
         assert f.read() == path
     assert read_checkpoint(path)['meta']['iter'] == done
-    check_tool('tools/dist_train.sh', base, '2', '--work-dir', work, '--resume',
-               env=dict(os.environ, PORT=str(free_port())))
+    # resumed in one process (this one) with the same 6 images an iteration
+    check_tool('tools/train.py', base, '--work-dir', work, '--resume', '--cfg-options',
+               'train_dataloader.batch_size=6')
     end = read_checkpoint(osp.join(work, 'epoch_4.pth'))
     assert (end['meta']['epoch'], end['meta']['iter']) == (4, 8 + done % 2)
 
@@ -209,11 +214,10 @@ def test_sigterm_resumes_an_iteration_loop_where_an_uninterrupted_run_is(tmp_pat
     make_folder_dataset(data)  # 2 iterations of 6 images a pass
     base = iteration_based(write_config(tmp_path / 'base.py', data, 6, norm_eval=True))
     preempted = preempted_config(tmp_path / 'preempted.py', base, 5, to_launcher=False)
-    env = dict(os.environ, PYTHONPATH=ROOT)
     whole, work = str(tmp_path / 'whole'), str(tmp_path / 'work')
     check_tool('tools/train.py', base, '--work-dir', whole)
-    # a process of its own: the signal is sent to the process
-    message = refusal('tools/train.py', preempted, '--work-dir', work, env=env)
+    # the signal goes to the tests' process, whose handler PreemptionHook is while it trains
+    message = refusal('tools/train.py', preempted, '--work-dir', work)
     assert message == (f'SIGTERM received: stopped after iteration 5 (epoch 1), saved '
                        f'{work}/iter_5.pth; continue with --resume')
     check_tool('tools/train.py', base, '--work-dir', work, '--resume')

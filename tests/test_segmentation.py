@@ -94,17 +94,17 @@ def train_scenes(tmp_path_factory, config, data):
                 checkpoint=osp.join(work_dir, 'iter_2.pth'))
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def scenes(tmp_path_factory, scenes_data):
     return train_scenes(tmp_path_factory, SCENES, scenes_data)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def scenes_repvit(tmp_path_factory, scenes_data):
     return train_scenes(tmp_path_factory, REPVIT_SCENES, scenes_data)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def scenes_repnext(tmp_path_factory, scenes_data):
     return train_scenes(tmp_path_factory, REPNEXT_SCENES, scenes_data)
 
