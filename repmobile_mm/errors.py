@@ -47,3 +47,16 @@ class NonFiniteLossError(RepMobileError, FloatingPointError):
 
 class PreemptedError(RepMobileError, RuntimeError):
     """Training stopped on SIGTERM or SIGINT after saving a checkpoint to resume from."""
+
+
+class BadSampleError(RepMobileError, RuntimeError):
+    """A sample whose image or annotation cannot be loaded, named with its file.
+
+    Raised in a DataLoader worker, it reaches the main process re-made by torch with the
+    worker's traceback as its message; the message is then our line again."""
+
+    def __init__(self, message: str):
+        if 'Original Traceback' in message:  # torch's ExceptionWrapper.reraise
+            last = message.strip().splitlines()[-1]
+            message = last.split(f'{type(self).__name__}: ', 1)[-1]
+        super().__init__(message)

@@ -5,6 +5,7 @@ import io
 import os
 import os.path as osp
 import runpy
+import shutil
 import subprocess
 import sys
 import traceback
@@ -221,3 +222,29 @@ def make_folder_dataset(root, per_class=4, classes=3, size=32):
             for i in range(per_class):
                 pixels = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
                 Image.fromarray(pixels).save(osp.join(folder, f'{i}.png'))
+
+
+# the small config of each task that the tests train (demo-sized data)
+SMALL_RUNS = {
+    'detection': 'detection/configs/repmobile/mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py',
+    'segmentation': 'segmentation/configs/repmobile/fpn_repmobile-s_1xb8-1000i_scenes-128x128.py',
+}
+# a file of each task's tiny data set (conftest's shapes_data, scenes_data) that the
+# tests corrupt, and its sample's index in the training set
+BAD_FILES = {'detection': ('train2017/000001.jpg', 0),
+             'segmentation': ('annotations/training/training_00002.png', 2)}
+
+
+def corrupt(path) -> str:
+    """Replace the file at ``path`` with bytes that no image reader takes."""
+    with open(path, 'wb') as f:
+        f.write(b'not an image')
+    return str(path)
+
+
+def corrupt_copy(data, relative, folder):
+    """``(copy, corrupt file)``: a copy of the tiny data set ``data`` in ``folder`` with
+    ``relative`` corrupt (``data``'s trailing slash kept)."""
+    copy = str(folder) + ('/' if data.endswith('/') else '')
+    shutil.copytree(data, copy)
+    return copy, corrupt(osp.join(copy, relative))

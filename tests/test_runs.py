@@ -15,7 +15,8 @@ import torch
 from repmobile_mm.apis.model_io import read_state_dict
 from repmobile_mm.apis.runner import load_config
 from repmobile_mm.engine.checkpoint import read_checkpoint
-from tests.helpers import ROOT, check_tool, make_folder_dataset, refusal, run_tool
+from tests.helpers import (BAD_FILES, ROOT, SMALL_RUNS, check_tool, corrupt_copy,
+                           make_folder_dataset, refusal, run_tool)
 
 # RepViT's digits config: no dropout, whose masks a resumed run would draw anew
 DIGITS = osp.join(ROOT, 'classification/configs/repvit/repvit-m0.9_1xb64_digits.py')
@@ -145,12 +146,12 @@ def preempted_config(path, base, iteration, to_launcher, hook='SendSigtermAt'):
     """``base`` with the stand-in scheduler sending SIGTERM after ``iteration`` (or
     another hook of tests/signal_hook.py; beside the base's own custom hooks)."""
     options = dict(to_launcher=to_launcher) if hook == 'SendSigtermAt' else {}
-    hooks = load_config(base).to_dict().get('custom_hooks', []) + [
-        dict(type=hook, iteration=iteration, **options)]
+    cfg = load_config(base).to_dict()
+    hooks = cfg.get('custom_hooks', []) + [dict(type=hook, iteration=iteration, **options)]
+    imports = cfg['custom_imports']['imports'] + ['tests.signal_hook']
     with open(path, 'w') as f:
         f.write(f"""_base_ = {base!r}
-custom_imports = dict(imports=['repmobile_mm.integrations.mmpretrain', 'tests.signal_hook'],
-                      allow_failed_imports=False)
+custom_imports = dict(imports={imports!r}, allow_failed_imports=False)
 custom_hooks = {hooks!r}
 """)
     return str(path)
@@ -209,10 +210,13 @@ def test_sigterm_in_two_processes_stops_both_after_one_iteration_and_resumes(tmp
 def test_sigterm_resumes_an_iteration_loop_where_an_uninterrupted_run_is(tmp_path):
     """SIGTERM after iteration 5 of 12 (an iteration-based loop, as the detection and
     segmentation configs run): the checkpoint it saves resumes at iteration 5, the data
-    order kept, and ends with the weights of an uninterrupted run."""
+    order kept and the random draws of stochastic depth too (RandomStateHook), and ends
+    with the weights of an uninterrupted run."""
     data = str(tmp_path / 'data')
     make_folder_dataset(data)  # 2 iterations of 6 images a pass
     base = iteration_based(write_config(tmp_path / 'base.py', data, 6, norm_eval=True))
+    with open(base, 'a') as f:
+        f.write("model['backbone']['drop_path_rate'] = 0.5\n")
     preempted = preempted_config(tmp_path / 'preempted.py', base, 5, to_launcher=False)
     whole, work = str(tmp_path / 'whole'), str(tmp_path / 'work')
     check_tool('tools/train.py', base, '--work-dir', whole)
@@ -271,21 +275,18 @@ def test_resume_falls_back_past_an_unreadable_last_checkpoint(tmp_path):
     assert message.startswith(f'--resume: no readable checkpoint in {work}'), message
 
 
-SMALL_RUNS = {
-    'detection': 'detection/configs/repmobile/mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py',
-    'segmentation': 'segmentation/configs/repmobile/fpn_repmobile-s_1xb8-1000i_scenes-128x128.py',
-}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize('task', sorted(SMALL_RUNS))
 def test_two_processes_on_cpu_train_detectors_and_segmentors(tmp_path, task, request):
-    """Two iterations in two processes (the detector's SyncBN layers as BatchNorm),
-    leaving a checkpoint that tools/test.py evaluates: the detector's with
-    tools/dist_test.sh in two processes (the metrics written once), the segmentor's in
-    one (the script is the same for every task)."""
+    """Three iterations in two processes (the detector's SyncBN layers as BatchNorm), on
+    training data with a corrupt image that ``skip_bad_samples`` skips (and logs), and
+    SIGTERM to torchrun after the first iteration: both processes stop after the same
+    iteration and save; resumed (in one process), the run ends at iteration 3 with a
+    checkpoint that tools/test.py evaluates: the detector's with tools/dist_test.sh in
+    two processes (the metrics written once), the segmentor's in one (the script is the
+    same for every task)."""
     data = request.getfixturevalue('shapes_data' if task == 'detection' else 'scenes_data')
-    options = ['--cfg-options', 'train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2',
+    options = ['--cfg-options', 'train_cfg.max_iters=3', 'default_hooks.checkpoint.interval=3',
                'train_dataloader.batch_size=2']
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         options += [f'{loader}.dataset.data_root={data}', f'{loader}.num_workers=0',
@@ -293,21 +294,32 @@ def test_two_processes_on_cpu_train_detectors_and_segmentors(tmp_path, task, req
     if task == 'detection':
         ann = data + 'annotations/instances_val2017.json'
         options += [f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}']
-    config, work_dir = osp.join(ROOT, SMALL_RUNS[task]), str(tmp_path / 'work')
+    training, bad = corrupt_copy(data, BAD_FILES[task][0], tmp_path / 'data')
     # no validation at the end of training: the test below evaluates the checkpoint
-    result = check_tool('tools/dist_train.sh', config, '2', '--work-dir', work_dir, *options,
-                        'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None',
-                        env=dict(os.environ, PORT=str(free_port())))
+    train = [*options, f'train_dataloader.dataset.data_root={training}',
+             'skip_bad_samples.max_fraction=0.25', 'val_cfg=None', 'val_dataloader=None',
+             'val_evaluator=None']
+    config, work_dir = osp.join(ROOT, SMALL_RUNS[task]), str(tmp_path / 'work')
+    preempted = preempted_config(tmp_path / 'preempted.py', config, 1, to_launcher=True)
+    result = run_tool('tools/dist_train.sh', preempted, '2', '--work-dir', work_dir, *train,
+                      env=dict(os.environ, PORT=str(free_port())))
     log = result.stdout + result.stderr
-    assert 'gloo on CPU, 2 processes; SyncBN layers run as BatchNorm' in log
+    assert result.returncode != 0
+    assert 'gloo on CPU, 2 processes; SyncBN layers run as BatchNorm' in log, log[-3000:]
+    stopped = re.findall(r'SIGTERM received: stopped after iteration (\d) \(epoch 1\), saved '
+                         r'(\S+); continue with --resume$', log, re.MULTILINE)
+    assert len(stopped) == 2 and stopped[0] == stopped[1], log[-3000:]  # one line a process
+    assert stopped[0][1] == osp.join(work_dir, f'iter_{stopped[0][0]}.pth')
+    assert re.search(rf'skipped sample \d \([^)]*{re.escape(bad)}[^)]*\): ', log), log[-3000:]
+    check_tool('tools/train.py', config, '--work-dir', work_dir, '--resume', *train)
     out = str(tmp_path / 'metrics.json')
     test = ['--work-dir', str(tmp_path / 'test'), '--out', out, *options]
     if task == 'detection':
-        result = check_tool('tools/dist_test.sh', config, osp.join(work_dir, 'iter_2.pth'), '2',
+        result = check_tool('tools/dist_test.sh', config, osp.join(work_dir, 'iter_3.pth'), '2',
                             *test, env=dict(os.environ, PORT=str(free_port())))
         assert 'gloo on CPU, 2 processes' in result.stdout + result.stderr
     else:
-        check_tool('tools/test.py', config, osp.join(work_dir, 'iter_2.pth'), *test)
+        check_tool('tools/test.py', config, osp.join(work_dir, 'iter_3.pth'), *test)
     with open(out) as f:
         assert ('coco/bbox_mAP' if task == 'detection' else 'mIoU') in json.load(f)
 

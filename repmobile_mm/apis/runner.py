@@ -15,6 +15,9 @@ from mmengine.config import Config, DictAction
 from ..errors import ConfigError, DeviceError
 from .tasks import task_of
 
+# top-level config keys that this package reads (engine/bad_samples.py)
+OUR_CONFIG_KEYS = {'skip_bad_samples'}
+
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Load a config with a clear error for a missing file or an unknown override key."""
@@ -32,12 +35,12 @@ def check_override_keys(cfg: Config, cfg_options: dict) -> None:
     """Refuse ``--cfg-options`` whose top-level key the config does not have.
 
     Nested keys may be new (they add arguments), and so may the runner's own
-    arguments (``work_dir``, ``load_from``, ...); any other new top-level key is a
-    typo that mmengine would ignore silently.
+    arguments (``work_dir``, ``load_from``, ...) and ours (``skip_bad_samples``); any
+    other new top-level key is a typo that mmengine would ignore silently.
     """
     from mmengine.runner import Runner
     runner_args = set(inspect.signature(Runner.__init__).parameters)
-    known = set(cfg.keys()) | runner_args
+    known = set(cfg.keys()) | runner_args | OUR_CONFIG_KEYS
     unknown = sorted({key.split('.')[0] for key in cfg_options} - known)
     if unknown:
         raise ConfigError(f'--cfg-options: unknown config key(s) {unknown}; the config '
@@ -96,15 +99,17 @@ def build_runner(cfg: Config):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
+    from ..engine.bad_samples import guard_dataloaders
     from ..engine.distributed import bare_model, setup_distributed
     from .config_checks import check_backbone_outputs, explained_registry_errors
     distributed = setup_distributed(cfg)
     hooks = cfg.get('custom_hooks') or []
-    ours = [dict(type=name) for name in ('FiniteLossHook', 'PreemptionHook')
+    ours = [dict(type=name) for name in ('FiniteLossHook', 'PreemptionHook', 'RandomStateHook')
             if not any(hook.get('type') == name for hook in hooks)]
     cfg.custom_hooks = [*hooks, *ours]
     with explained_registry_errors(cfg):
         runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    guard_dataloaders(runner, cfg.get('skip_bad_samples'))
     check_backbone_outputs(bare_model(runner))
     if distributed:
         print_log(distributed, logger='current')

@@ -1,14 +1,17 @@
 """Hooks: model EMA as the published RepViT recipe keeps it (on mmengine's
 ``EMAHook``), channels-last weights for CPU training, a stop on a non-finite loss, a
-resumable stop on SIGTERM or SIGINT."""
+resumable stop on SIGTERM or SIGINT, random number generators resumed."""
 import math
 import os.path as osp
+import random
 import signal
 import threading
 
+import numpy as np
 import torch
-from mmengine.dist import all_reduce, is_main_process
+from mmengine.dist import all_reduce, get_rank, is_main_process
 from mmengine.hooks import EMAHook, Hook
+from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop
 
@@ -165,3 +168,60 @@ class PreemptionHook(Hook):
         raise PreemptedError(f'{signal.Signals(int(received.item())).name} received: stopped '
                              f'after iteration {done} (epoch {runner.epoch + 1}), saved {path}; '
                              f'continue with --resume{repeated}')
+
+
+@HOOKS.register_module()
+class RandomStateHook(Hook):
+    """Checkpoints keep the random number generators (Python's, NumPy's, torch's and
+    CUDA's: augmentations drawn in the training process, dropout, drop path) of the
+    process that writes them, and a resumed run takes them back before its first
+    iteration, after the iteration loop has skipped the data already trained on (which
+    draws from them), so that it draws what the uninterrupted run would have drawn.
+    mmengine's checkpoints keep only the seed. Processes seeded alike (mmengine's
+    default, without ``randomness.diff_rank_seed``) draw alike, so every process takes
+    them back; with different seeds, processes other than the first draw anew.
+    DataLoader workers seed themselves from the seed (mmengine's ``worker_init_fn``).
+    tools/train.py adds it to every run."""
+
+    def __init__(self):
+        self.pending = None
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint['random_state'] = random_state()  # only the writing process gets here
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        state = checkpoint.get('random_state')
+        if not runner._resume or state is None:
+            return
+        if get_rank() > 0 and runner._randomness_cfg.get('diff_rank_seed', False):
+            print_log(f'randomness.diff_rank_seed: process {get_rank()} draws anew after '
+                      'the resume (the checkpoint keeps the first process\'s generators)',
+                      logger='current')
+            return
+        self.pending = state
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if self.pending is not None:
+            set_random_state(self.pending)
+            self.pending = None
+
+
+def random_state() -> dict:
+    """This process's generators, in types that ``weights_only`` loading reads."""
+    numpy_state = np.random.get_state(legacy=False)
+    numpy_state['state']['key'] = torch.from_numpy(numpy_state['state']['key'].astype(np.int64))
+    state = dict(python=random.getstate(), numpy=numpy_state, torch=torch.get_rng_state())
+    if torch.cuda.is_available():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_random_state(state: dict) -> None:
+    random.setstate(state['python'])
+    numpy_state = dict(state['numpy'])
+    numpy_state['state'] = dict(numpy_state['state'],
+                                key=numpy_state['state']['key'].numpy().astype(np.uint32))
+    np.random.set_state(numpy_state)
+    torch.set_rng_state(state['torch'])
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
