@@ -60,3 +60,7 @@ class BadSampleError(RepMobileError, RuntimeError):
             last = message.strip().splitlines()[-1]
             message = last.split(f'{type(self).__name__}: ', 1)[-1]
         super().__init__(message)
+
+
+class DemoFloorError(RepMobileError, RuntimeError):
+    """A demo result below the floor a user can trust it at (``make demo``)."""

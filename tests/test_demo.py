@@ -8,7 +8,7 @@ from functools import partial
 import pytest
 
 from repmobile_mm.apis import demo
-from repmobile_mm.errors import ConfigError, ExportError
+from repmobile_mm.errors import ConfigError, DemoFloorError, ExportError
 from .helpers import check_tool, make_folder_dataset
 
 
@@ -48,10 +48,13 @@ def test_a_journey_runs_every_stage_and_compares_both_forms(tmp_path, capsys):
         with open(osp.join(work_dir, f'test_{form}.json')) as f:
             scores.append(json.load(f))
     assert scores[0] == scores[1] and 'accuracy/top1' in scores[0]
-    rows = {line.split()[0]: line.split() for line in lines[3:]}
+    rows = {line.split()[0]: line.split() for line in lines[3:5]}
     assert set(rows) == {'training', 'fused'}
     assert float(rows['training'][1]) == pytest.approx(scores[0]['accuracy/top1'], abs=1e-3)
     assert rows['training'][1] == rows['fused'][1]
+    met = 'met' if scores[0]['accuracy/top1'] >= 98.3 else 'NOT MET'  # 1 epoch, 12 images
+    assert lines[5:] == [f'  floor: top-1 % >= 98.3: {met}']
+    assert lines[1].startswith('  trained 1 epoch in ')
 
 
 def test_a_failing_stage_shows_the_end_of_its_log(tmp_path, capsys):
@@ -83,3 +86,22 @@ def test_make_demos_command_line_prints_the_backbone_table(tmp_path):
     lines = result.stdout.splitlines()
     assert lines[-1].startswith('demo finished in'), result.stdout
     assert any(line.split()[:1] == ['RepMobile-S'] for line in lines), result.stdout
+
+
+def test_every_journey_has_floors_on_its_metrics():
+    assert len(demo.JOURNEYS) == 5
+    for journey in demo.JOURNEYS.values():
+        assert journey.floors and set(journey.floors) <= set(journey.metrics)
+
+
+def test_the_demo_ends_with_one_line_when_a_result_misses_its_floor(monkeypatch, capsys):
+    """run_demo prints the summary, its floors and the total, then stops in one line
+    naming what missed its floor (tools/demo.py exits 1)."""
+    def journey(journey, work_dir, picture):
+        return [journey.title, '  floor: top-1 % >= 98.3: NOT MET']
+    monkeypatch.setattr(demo, 'run_journey', journey)
+    with pytest.raises(DemoFloorError, match='results below their floors: floor: top-1 % '
+                       '>= 98.3: NOT MET$'):
+        demo.run_demo([], journeys=['classification'])
+    console = capsys.readouterr().out
+    assert '== Summary ==' in console and 'demo finished in' in console
