@@ -9,8 +9,9 @@ each dataset's pipeline there: a sample whose pipeline fails raises a
 ``skip_bad_samples = dict(max_fraction=...)`` in the config, it is skipped instead
 (mmengine's training dataset then loads another sample in its place) and logged,
 until a loading process has met more than ``floor(max_fraction * len(dataset))``
-distinct bad samples. Each process counts what it meets; over the epochs every process
-meets every sample, so the bound holds for the run, not just for one process's share.
+distinct bad samples. Each loading process counts what it meets: shuffled anew each
+epoch, every process meets every sample over the run, so its count approaches the
+run's; within the first epoch a run may skip up to that many in each process.
 """
 import logging
 import math
