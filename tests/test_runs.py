@@ -193,7 +193,9 @@ def test_sigterm_in_two_processes_stops_both_after_one_iteration_and_resumes(tmp
     assert len(stopped) == 2 and stopped[0] == stopped[1], log[-3000:]  # one line a process
     done, epoch, path, repeated = stopped[0]
     done, epoch = int(done), int(epoch)
-    assert 3 <= done < 8 and path == osp.join(work, f'iter_{done}.pth')
+    # in an epoch's last iteration (the signal took longer than one), the epoch ends first
+    assert 3 <= done < 8 and path == osp.join(
+        work, f'epoch_{epoch}.pth' if done % 2 == 0 else f'iter_{done}.pth')
     assert repeated == ('' if done % 2 == 0 else
                         f'; epoch {epoch} restarts there, repeating its first 1 iterations')
     with open(osp.join(work, 'last_checkpoint')) as f:
@@ -204,6 +206,26 @@ def test_sigterm_in_two_processes_stops_both_after_one_iteration_and_resumes(tmp
                'train_dataloader.batch_size=6')
     end = read_checkpoint(osp.join(work, 'epoch_4.pth'))
     assert (end['meta']['epoch'], end['meta']['iter']) == (4, 8 + done % 2)
+
+
+def test_sigterm_in_an_epochs_last_iteration_stops_after_that_epoch(tmp_path):
+    """SIGTERM in the last iteration of epoch 1 (of 2 iterations): the run stops once
+    the epoch is counted and saves epoch_1.pth, and the resumed run repeats nothing:
+    it ends with the 4 iterations of 2 epochs."""
+    data = str(tmp_path / 'data')
+    make_folder_dataset(data)  # 2 iterations of 6 images an epoch
+    base = write_config(tmp_path / 'base.py', data, 6, epochs=2)
+    preempted = preempted_config(tmp_path / 'preempted.py', base, 2, to_launcher=False)
+    work = str(tmp_path / 'work')
+    # the signal goes to the tests' process, whose handler PreemptionHook is while it trains
+    message = refusal('tools/train.py', preempted, '--work-dir', work)
+    assert message == (f'SIGTERM received: stopped after iteration 2 (epoch 1), saved '
+                       f'{work}/epoch_1.pth; continue with --resume')
+    meta = read_checkpoint(osp.join(work, 'epoch_1.pth'))['meta']
+    assert (meta['epoch'], meta['iter']) == (1, 2)
+    check_tool('tools/train.py', base, '--work-dir', work, '--resume')
+    meta = read_checkpoint(osp.join(work, 'epoch_2.pth'))['meta']
+    assert (meta['epoch'], meta['iter']) == (2, 4)
 
 
 @pytest.mark.slow

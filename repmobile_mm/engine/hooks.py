@@ -115,13 +115,16 @@ class PreemptionHook(Hook):
     in ``last_checkpoint``, and stops with a :class:`PreemptedError` saying where to
     resume from (the tools exit with status 1). An iteration-based loop resumes at that
     iteration; mmengine's epoch loop cannot start mid-epoch, so it repeats the
-    interrupted epoch's first iterations, which the message counts. tools/train.py
-    adds it to every run."""
+    interrupted epoch's first iterations, which the message counts. Stopped in an
+    epoch's last iteration, the run stops once that epoch is counted (``epoch_N.pth``,
+    before its validation) and resumes at the next one, repeating nothing.
+    tools/train.py adds it to every run."""
 
     priority = 'VERY_LOW'  # after the schedulers stepped and the other hooks saved
 
     def __init__(self):
-        self.received = 0
+        self.received = 0  # the signal this process received
+        self.stopping = 0  # the signal any process received, once they agreed
         self.previous = {}
 
     def receive(self, signum, frame) -> None:
@@ -148,25 +151,32 @@ class PreemptionHook(Hook):
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         received = torch.tensor([self.received])
         all_reduce(received, op='max')  # every process stops after the same iteration
-        if not received.item():
+        self.stopping = int(received.item())
+        if not self.stopping:
             return
+        loop = runner.train_loop
+        if isinstance(loop, EpochBasedTrainLoop) and batch_idx + 1 == len(loop.dataloader):
+            return  # the epoch's last iteration: stop once the epoch is counted (below)
         done = runner.iter + 1
-        filename = f'iter_{done}.pth'
-        runner.save_checkpoint(runner.work_dir, filename, by_epoch=False)
+        repeated = ''
+        if isinstance(loop, EpochBasedTrainLoop):  # mid-epoch: the epoch restarts
+            repeated = (f'; epoch {runner.epoch + 1} restarts there, repeating its first '
+                        f'{batch_idx + 1} iterations')
+        self.stop(runner, f'iter_{done}.pth', False, done, repeated)
+
+    def after_train_epoch(self, runner) -> None:
+        if self.stopping:  # after the checkpoint hook: resumes at the next epoch
+            self.stop(runner, f'epoch_{runner.epoch + 1}.pth', True, runner.iter, '')
+
+    def stop(self, runner, filename: str, by_epoch: bool, done: int, repeated: str) -> None:
+        runner.save_checkpoint(runner.work_dir, filename, by_epoch=by_epoch)
         path = osp.join(runner.work_dir, filename)
         if is_main_process():
             with open(osp.join(runner.work_dir, 'last_checkpoint'), 'w') as f:
                 f.write(path)
         self.restore_signals()
-        loop = runner.train_loop
-        repeated = ''
-        if isinstance(loop, EpochBasedTrainLoop):
-            into_epoch = done - runner.epoch * len(loop.dataloader)
-            if into_epoch:
-                repeated = (f'; epoch {runner.epoch + 1} restarts there, repeating its first '
-                            f'{into_epoch} iterations')
-        raise PreemptedError(f'{signal.Signals(int(received.item())).name} received: stopped '
-                             f'after iteration {done} (epoch {runner.epoch + 1}), saved {path}; '
+        raise PreemptedError(f'{signal.Signals(self.stopping).name} received: stopped after '
+                             f'iteration {done} (epoch {runner.epoch + 1}), saved {path}; '
                              f'continue with --resume{repeated}')
 
 
