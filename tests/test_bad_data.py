@@ -77,6 +77,10 @@ def test_check_dataset_lists_what_cannot_be_loaded(digits):
         "2 of the train split's 12 samples cannot be loaded (listed above)")
     result = check_tool('tools/analysis_tools/check_dataset.py', config, '--split', 'val')
     assert "all 12 samples of the val split load" in result.stdout
+    result = run_tool('tools/analysis_tools/check_dataset.py', config, '--workers', '-1')
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        "argument --workers: a number of processes (0 or more), not '-1'")
 
 
 @pytest.mark.parametrize('task', sorted(SMALL_RUNS))

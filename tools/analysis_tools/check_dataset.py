@@ -14,11 +14,17 @@ from repmobile_mm.apis.runner import add_cfg_options, load_config
 from repmobile_mm.errors import BadSampleError
 
 
+def workers(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f'a number of processes (0 or more), not {value!r}')
+    return int(value)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
     parser.add_argument('--split', choices=SPLITS, default='train')
-    parser.add_argument('--workers', type=int, default=default_workers(),
+    parser.add_argument('--workers', type=workers, default=default_workers(),
                         help='loading processes (default: the cores, at most 8)')
     add_cfg_options(parser)
     args = parser.parse_args()
