@@ -77,7 +77,8 @@ def test_channels_last_hook_refuses_mmcv_roi_align_for_what_it_misreads():
     torch.testing.assert_close(torchvision_align(x_last, rois), mmcv_align(x, rois))
 
     detector = torch.nn.ModuleDict(dict(roi=torch.nn.ModuleList([mmcv_align])))
-    with pytest.raises(ConfigError, match=r'roi\.0 is mmcv\'s RoIAlign.*use_torchvision=True'):
+    with pytest.raises(ConfigError, match=r'roi\.0 is mmcv\'s RoIAlign.*'
+                       r'SeparableRoIExtractor.*use_torchvision=True'):
         ChannelsLastHook().before_run(SimpleNamespace(model=detector))
     ChannelsLastHook().before_run(SimpleNamespace(model=torch.nn.ModuleList([torchvision_align])))
 
@@ -104,3 +105,38 @@ def test_every_run_of_the_tools_gets_the_finite_loss_hook(tmp_path):
     cfg.work_dir = str(tmp_path)
     runner = build_runner(cfg)
     assert [type(h).__name__ for h in runner.hooks].count('FiniteLossHook') == 1
+
+
+def test_merged_groups_give_each_parameter_the_default_constructors_update():
+    """The digits configs' optimizer: a few parameter groups where mmengine makes one a
+    parameter, the same options for every parameter, the same weights after two steps."""
+    from mmengine.optim import build_optim_wrapper
+    cfg = load_config(osp.join(ROOT, DIGITS[2]))  # RepNeXt-M1: norms, biases, the rest
+    assert cfg.optim_wrapper.constructor == 'MergedGroupsOptimWrapperConstructor'
+    assert cfg.optim_wrapper.optimizer.fused
+    models, wrappers = [], []
+    for constructor in ('DefaultOptimWrapperConstructor', 'MergedGroupsOptimWrapperConstructor'):
+        models.append(build_model(cfg))
+        options = copy.deepcopy(cfg.optim_wrapper)
+        options.update(constructor=constructor)
+        options.optimizer.fused = False  # the same kernel on both sides: equal to the bit
+        wrappers.append(build_optim_wrapper(models[-1], options))
+    models[1].load_state_dict(models[0].state_dict())
+    default, merged = (w.optimizer.param_groups for w in wrappers)
+    assert len(default) == sum(1 for _ in models[0].parameters()) > 700
+    assert 2 <= len(merged) <= 3
+    names = {id(p): n for n, p in models[1].named_parameters()}
+    options_of = {names[id(p)]: {k: v for k, v in g.items() if k != 'params'}
+                  for g in merged for p in g['params']}
+    assert len(options_of) == len(default)  # each parameter once
+    for name, group in zip((n for n, _ in models[0].named_parameters()), default):
+        assert options_of[name] == {k: v for k, v in group.items() if k != 'params'}, name
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(2):
+        grads = [torch.randn(p.shape, generator=generator) for p in models[0].parameters()]
+        for model, wrapper in zip(models, wrappers):
+            for p, g in zip(model.parameters(), grads):
+                p.grad = g.clone()
+            wrapper.step()
+    for (name, expected), actual in zip(models[0].named_parameters(), models[1].parameters()):
+        assert torch.equal(actual, expected), name

@@ -1,7 +1,8 @@
 """mmengine parts used by the configs and tools (need mmengine and timm, not the mm libraries)."""
 from .checkpoint import register_checkpoint_loaders
 from .hooks import ChannelsLastHook, FiniteLossHook, PreemptionHook, RandomStateHook, RawEvalEMAHook
-from .optim_wrappers import AGCAmpOptimWrapper, AGCOptimWrapper
+from .optim_wrappers import AGCAmpOptimWrapper, AGCOptimWrapper, MergedGroupsOptimWrapperConstructor
 
 __all__ = ['AGCAmpOptimWrapper', 'AGCOptimWrapper', 'ChannelsLastHook', 'FiniteLossHook',
-           'PreemptionHook', 'RandomStateHook', 'RawEvalEMAHook', 'register_checkpoint_loaders']
+           'MergedGroupsOptimWrapperConstructor', 'PreemptionHook', 'RandomStateHook',
+           'RawEvalEMAHook', 'register_checkpoint_loaders']

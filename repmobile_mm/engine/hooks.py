@@ -59,8 +59,9 @@ class ChannelsLastHook(Hook):
     same values and is what the depthwise convolutions' backward needs to be fast on
     CPU (a RepNeXt-M1 training step on 32x32 digits takes half the time). mmcv's own
     RoIAlign reads channels-last features wrongly in its forward (mmcv 2.1.0), so
-    detectors must use torchvision's (``roi_layer=dict(use_torchvision=True)``), which
-    gives the same values: this hook refuses the other.
+    detectors must use ``SeparableRoIExtractor`` (what the shapes configs do) or
+    torchvision's RoIAlign (``roi_layer=dict(use_torchvision=True)``), which give the
+    same values: this hook refuses mmcv's.
     """
 
     priority = 'VERY_HIGH'
@@ -82,8 +83,9 @@ def check_channels_last_safe(model: torch.nn.Module) -> None:
         if isinstance(module, RoIAlign) and not module.use_torchvision:
             raise ConfigError(
                 f'ChannelsLastHook: {name} is mmcv\'s RoIAlign, which reads channels-last '
-                'features wrongly; set roi_layer=dict(use_torchvision=True) in the RoI '
-                'extractors (same values) or drop the hook')
+                "features wrongly; use type='SeparableRoIExtractor' (custom_imports "
+                "'repmobile_mm.integrations.mmdet') or roi_layer=dict(use_torchvision=True) "
+                'in the RoI extractors (same values), or drop the hook')
 
 
 @HOOKS.register_module()

@@ -1,11 +1,14 @@
-"""Adaptive gradient clipping (the published recipe's ``--clip-mode agc``) for mmengine.
+"""Optimizer wrappers for mmengine: adaptive gradient clipping (the published recipe's
+``--clip-mode agc``) and a constructor that keeps ``paramwise_cfg``'s groups few.
 
-mmengine clips only by norm or value; these wrappers clip with timm's own
+mmengine clips only by norm or value; the AGC wrappers clip with timm's own
 ``adaptive_clip_grad`` instead. Under AMP the gradients are unscaled first, as
 mmengine's ``AmpOptimWrapper`` does for its own clipping.
 """
-from mmengine.optim import AmpOptimWrapper, OptimWrapper
-from mmengine.registry import OPTIM_WRAPPERS
+from typing import List
+
+from mmengine.optim import AmpOptimWrapper, DefaultOptimWrapperConstructor, OptimWrapper
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
 from timm.utils.agc import adaptive_clip_grad
 
 
@@ -43,3 +46,26 @@ class AGCOptimWrapper(AGCMixin, OptimWrapper):
 @OPTIM_WRAPPERS.register_module()
 class AGCAmpOptimWrapper(AGCMixin, AmpOptimWrapper):
     """``AmpOptimWrapper`` with adaptive gradient clipping (what ``--amp`` selects)."""
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+class MergedGroupsOptimWrapperConstructor(DefaultOptimWrapperConstructor):
+    """mmengine's constructor with the parameters whose options are equal in one group.
+
+    With a ``paramwise_cfg`` mmengine gives every parameter a group of its own (772 for
+    RepNeXt-M1), and the optimizer runs its loop once per group: on a CPU the AdamW
+    step then took 44 ms of a digits training step. Merged (two or three groups for
+    the usual no-decay rules), each parameter gets the same update and a fused
+    optimizer (``fused=True``) one kernel per group: 4 ms. The merged groups keep the
+    order in which their first parameter came.
+    """
+
+    def add_params(self, params: List[dict], module, prefix: str = '', **kwargs) -> None:
+        super().add_params(params, module, prefix, **kwargs)
+        if prefix:  # mmengine's recursion into the submodules
+            return
+        merged = {}
+        for group in params:
+            options = tuple(sorted((k, repr(v)) for k, v in group.items() if k != 'params'))
+            merged.setdefault(options, dict(group, params=[]))['params'].extend(group['params'])
+        params[:] = list(merged.values())
