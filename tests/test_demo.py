@@ -105,3 +105,26 @@ def test_the_demo_ends_with_one_line_when_a_result_misses_its_floor(monkeypatch,
         demo.run_demo([], journeys=['classification'])
     console = capsys.readouterr().out
     assert '== Summary ==' in console and 'demo finished in' in console
+
+
+def test_scoring_leaves_no_loader_workers_behind(tmp_path):
+    """evaluate() (each demo journey's two test stages) ends its loader's workers with its
+    one pass: persistent ones outlived it, and collecting them later made the demo's
+    next stage wait 5 seconds for each."""
+    import multiprocessing
+
+    import torch
+
+    from repmobile_mm.apis.model_io import build_model
+    from repmobile_mm.apis.runner import evaluate, load_config, name_run
+    data = str(tmp_path / 'data')
+    make_folder_dataset(data)
+    cfg = load_config(demo.JOURNEYS['classification'].config, tiny_options(data))
+    cfg.work_dir = str(tmp_path / 'work')
+    name_run(cfg, 'scoring_leaves_no_workers')
+    assert cfg.test_dataloader.num_workers == 1
+    checkpoint = str(tmp_path / 'model.pth')
+    torch.save({'state_dict': build_model(cfg).state_dict()}, checkpoint)
+    before = set(multiprocessing.active_children())
+    assert 'accuracy/top1' in evaluate(cfg, checkpoint)
+    assert set(multiprocessing.active_children()) <= before

@@ -200,6 +200,10 @@ def evaluate(cfg: Config, checkpoint: str, dump: Optional[str] = None,
     state_dict = read_state_dict(checkpoint)
     if amp:
         cfg.test_cfg.fp16 = True
+    # one pass: persistent workers would outlive the run and cost the next one in this
+    # process their 5-second shutdown wait when the garbage collector finds them
+    if cfg.get('test_dataloader'):
+        cfg.test_dataloader.persistent_workers = False
     apply_library_dataloader_defaults(cfg)
     if dump:
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [
