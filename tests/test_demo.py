@@ -107,24 +107,32 @@ def test_the_demo_ends_with_one_line_when_a_result_misses_its_floor(monkeypatch,
     assert '== Summary ==' in console and 'demo finished in' in console
 
 
-def test_scoring_leaves_no_loader_workers_behind(tmp_path):
-    """evaluate() (each demo journey's two test stages) ends its loader's workers with its
-    one pass: persistent ones outlived it, and collecting them later made the demo's
-    next stage wait 5 seconds for each."""
+def test_training_and_scoring_leave_no_loader_workers_behind(tmp_path):
+    """train() and evaluate() (each demo journey's stages) end their loaders' workers
+    with their runs: left to the garbage collector, each loader cost the next run in the
+    process a 5-second wait. An epoch loop (persistent workers, held by the loader) and
+    an iteration loop without persistent workers (the endless iterator holds them)."""
     import multiprocessing
 
-    import torch
-
-    from repmobile_mm.apis.model_io import build_model
-    from repmobile_mm.apis.runner import evaluate, load_config, name_run
+    from repmobile_mm.apis.runner import evaluate, load_config, name_run, train
     data = str(tmp_path / 'data')
     make_folder_dataset(data)
-    cfg = load_config(demo.JOURNEYS['classification'].config, tiny_options(data))
-    cfg.work_dir = str(tmp_path / 'work')
-    name_run(cfg, 'scoring_leaves_no_workers')
-    assert cfg.test_dataloader.num_workers == 1
-    checkpoint = str(tmp_path / 'model.pth')
-    torch.save({'state_dict': build_model(cfg).state_dict()}, checkpoint)
     before = set(multiprocessing.active_children())
-    assert 'accuracy/top1' in evaluate(cfg, checkpoint)
-    assert set(multiprocessing.active_children()) <= before
+    for loop, options in (('epochs', {}), ('iterations', {
+            'train_cfg': dict(_delete_=True, type='IterBasedTrainLoop', max_iters=3),
+            'param_scheduler': [], 'default_hooks.checkpoint.by_epoch': False,
+            'train_dataloader.sampler.type': 'InfiniteSampler',
+            'train_dataloader.persistent_workers': False})):
+        cfg = load_config(demo.JOURNEYS['classification'].config,
+                          {**tiny_options(data), **options})
+        cfg.work_dir = str(tmp_path / loop)
+        name_run(cfg, f'leave_no_workers_{loop}')
+        assert cfg.train_dataloader.num_workers == cfg.test_dataloader.num_workers == 1
+        runner = train(cfg, validate=False)
+        assert set(multiprocessing.active_children()) <= before, loop
+        checkpoint = runner.message_hub.get_info('last_ckpt')
+        cfg = load_config(demo.JOURNEYS['classification'].config, tiny_options(data))
+        cfg.work_dir = str(tmp_path / loop / 'test')
+        name_run(cfg, f'leave_no_workers_{loop}_test')
+        assert 'accuracy/top1' in evaluate(cfg, checkpoint)
+        assert set(multiprocessing.active_children()) <= before, loop

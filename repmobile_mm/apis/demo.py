@@ -274,7 +274,7 @@ def run_journey(journey: Journey, work_dir: str, picture: str,
         runner = train(cfg, validate=False)
     checkpoint = runner.message_hub.get_info('last_ckpt')  # set by CheckpointHook
     del runner
-    gc.collect()  # the runner's dataloader workers
+    gc.collect()  # the runner's model and optimizer (it sits in reference cycles)
     train_time = time.time() - start
     fused = osp.join(work_dir, 'fused.pth')
     with stage('fuse', osp.join(work_dir, 'fuse.log')):

@@ -181,7 +181,27 @@ def train(cfg: Config, validate: bool = True, resume: Optional[str] = None,
         for hook in runner.hooks:
             if isinstance(hook, PreemptionHook):
                 hook.restore_signals()
+        stop_loader_workers(runner)
     return runner
+
+
+def stop_loader_workers(runner) -> None:
+    """End the worker processes of the run's data loaders now, as its loops ended.
+
+    Persistent workers, and those of an iteration loop's endless iterator, live as long
+    as their loader; the runner sits in reference cycles, so the loader goes only when
+    the garbage collector finds it, and torch's shutdown from there waited out its
+    5-second join for each loader: the next runner in the process (the demo's next
+    stage, the next test) paid it. The iterators are torch's and mmengine's own
+    (private) attributes; shutting down twice is a no-op.
+    """
+    for name in ('_train_loop', '_val_loop', '_test_loop'):
+        loop = getattr(runner, name, None)
+        for holder in (getattr(loop, 'dataloader', None),
+                       getattr(loop, 'dataloader_iterator', None)):  # IterBasedTrainLoop
+            iterator = getattr(holder, '_iterator', None)
+            if hasattr(iterator, '_shutdown_workers'):
+                iterator._shutdown_workers()
 
 
 def evaluate(cfg: Config, checkpoint: str, dump: Optional[str] = None,
@@ -200,10 +220,6 @@ def evaluate(cfg: Config, checkpoint: str, dump: Optional[str] = None,
     state_dict = read_state_dict(checkpoint)
     if amp:
         cfg.test_cfg.fp16 = True
-    # one pass: persistent workers would outlive the run and cost the next one in this
-    # process their 5-second shutdown wait when the garbage collector finds them
-    if cfg.get('test_dataloader'):
-        cfg.test_dataloader.persistent_workers = False
     apply_library_dataloader_defaults(cfg)
     if dump:
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [
@@ -212,6 +228,9 @@ def evaluate(cfg: Config, checkpoint: str, dump: Optional[str] = None,
     runner = build_runner(cfg)
     load_weights(bare_model(runner), state_dict, checkpoint, cfg.filename)
     check_data_roots(cfg, ['test_dataloader'])
-    with explained_registry_errors(cfg):  # datasets, transforms and metrics build here
-        metrics = runner.test()
+    try:
+        with explained_registry_errors(cfg):  # datasets, transforms and metrics build here
+            metrics = runner.test()
+    finally:
+        stop_loader_workers(runner)
     return {key: float(value) for key, value in metrics.items()}
