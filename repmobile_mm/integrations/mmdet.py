@@ -21,7 +21,7 @@ class SeparableRoIExtractor(SingleRoIExtractor):
     def build_roi_layers(self, layer_cfg: dict, featmap_strides: List[int]) -> nn.ModuleList:
         cfg = dict(layer_cfg)
         layer_type = cfg.pop('type')
-        if layer_type not in ('RoIAlign', 'SeparableRoIAlign'):
+        if layer_type != 'RoIAlign':
             raise ConfigError(f"SeparableRoIExtractor computes RoIAlign; roi_layer type "
                               f"'{layer_type}' needs mmdet's SingleRoIExtractor")
         try:

@@ -51,7 +51,7 @@ def separable_roi_align(features: torch.Tensor, rois: torch.Tensor,
                         sampling_ratio: int = 0, aligned: bool = True) -> torch.Tensor:
     """``(R, C, h, w)`` RoI features of ``features`` (N, C, H, W) for ``rois`` (R, 5:
     image index, x1, y1, x2, y2 in input pixels), channels-last."""
-    num_images, channels, height, width = features.shape
+    channels, height, width = features.shape[1:]
     out_h, out_w = output_size
     offset = 0.5 if aligned else 0.0
     x1, y1, x2, y2 = (rois[:, 1:] * spatial_scale - offset).unbind(1)
