@@ -92,3 +92,14 @@ def pytest_collection_modifyitems(items):
     """The slow tests first (otherwise in collection order): under pytest-xdist the two
     workers then end together, instead of one waiting on a long test handed out last."""
     items.sort(key=lambda item: item.get_closest_marker('slow') is None)
+
+
+def pytest_runtest_setup(item):
+    """Under ``--dist loadgroup`` (make test) an ``xdist_group`` test carries its group in
+    its node id, which is how pytest-xdist sends a group to one worker. Were it lost
+    (pytest 9.2 with pytest-xdist 3.8 drops it: pytest-dev/pytest-xdist#1386), each
+    worker would train the group's checkpoints again, silently: fail instead."""
+    if (os.environ.get('PYTEST_XDIST_WORKER') and item.config.getvalue('loadgroup')
+            and item.get_closest_marker('xdist_group') and '@' not in item.nodeid):
+        pytest.fail('pytest-xdist lost this test\'s xdist_group: install the pytest of '
+                    'requirements/constraints.txt (make install)', pytrace=False)

@@ -19,6 +19,13 @@ from PIL import Image
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
+# Input sizes of the float64 checks that a full-size backbone's fused form computes
+# what its training form does: even into every stride-2 layer (64x96, maps down to 2x3
+# at stride 32, the borders 224x224 meets at 8 times the cost), odd (67x45), and down
+# to 1x1 at stride 32 (33x97).
+FOLD_SIZES = [(64, 96), (67, 45), (33, 97)]
+
+
 def sweep(values, fast):
     """Parameters for a test over every variant (or config): those for which ``fast``
     holds run in every tier, the others are marked ``slow`` (``make test`` runs them,

@@ -6,7 +6,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from repmobile_mm.models import RepMobile, RepMobileBlock, RepMobileNet, fused_copy
 from repmobile_mm.utils import count_macs, count_params, randomize_batchnorm
-from tests.helpers import assert_close_to_max, paired, sweep
+from tests.helpers import FOLD_SIZES, assert_close_to_max, paired, sweep
 
 TINY = dict(dims=(16, 32, 64, 128), blocks=(1, 2, 2, 1))
 # Published table (shared/specs/repmobile.md): params with the 1000-class
@@ -16,7 +16,6 @@ SPEC = {
     'M': dict(params=8.21e6, macs=0.71e9, backbone=5.47e6),
     'L': dict(params=18.36e6, macs=1.40e9, backbone=15.50e6),
 }
-SIZES = [(224, 224), (67, 45), (33, 97)]
 
 
 @pytest.mark.parametrize('name,distillation', [('repmobile_tiny', False),
@@ -102,7 +101,7 @@ def test_deploy_form_is_exact_in_float64(arch):
     blocks = [b for b in fused.modules() if isinstance(b, RepMobileBlock)]
     assert all(b.use_pad_shift for b in blocks)
     for batch in (1, 3):
-        for height, width in SIZES:
+        for height, width in FOLD_SIZES:
             x = torch.randn(batch, 3, height, width, dtype=torch.float64)
             with torch.no_grad():
                 for i, (a, b) in enumerate(paired(model(x), fused(x))):

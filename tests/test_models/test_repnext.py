@@ -11,13 +11,11 @@ from repmobile_mm.models import MetaNeXtBlock, RepNeXt, RepNeXtNet, fused_copy
 from repmobile_mm.models.backbones.repnext import Downsample, RepDWConvM, RepDWConvS
 from repmobile_mm.utils import count_params, randomize_batchnorm
 from tests.conftest import REFERENCE_DIR
-from tests.helpers import assert_close_to_max, sweep
+from tests.helpers import FOLD_SIZES, assert_close_to_max, sweep
 
 # the fixture's table (tests/data/README.md; its source, shared/reference/README.md)
 TINY = dict(dims=(16, 32, 64, 128), depths=(1, 1, 2, 1))
 ARCHS = sorted(RepNeXt.arch_settings)
-# sizes whose stride-2 borders differ: even, odd, and maps down to 1x1 at stride 32
-SIZES = [(224, 224), (67, 45), (33, 97)]
 
 
 def test_reproduces_published_outputs_and_every_stage(reference):
@@ -66,7 +64,7 @@ def test_deploy_form_is_exact_in_float64(arch):
     for unit in [u for stage in fused.stages for u in stage.units()]:
         assert isinstance(unit.norm, nn.Identity)
     for batch in (1, 3):
-        for height, width in SIZES:
+        for height, width in FOLD_SIZES:
             x = torch.randn(batch, 3, height, width, dtype=torch.float64)
             with torch.no_grad():
                 outs, fused_outs = model(x), fused(x)

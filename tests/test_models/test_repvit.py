@@ -11,7 +11,7 @@ from repmobile_mm.models import RepVGGDW, RepViT, RepViTNet, fused_copy
 from repmobile_mm.models.backbones.repvit import FIRST_RELEASE_ARCHS, LATER_RELEASE_ARCHS
 from repmobile_mm.utils import count_params, randomize_batchnorm
 from tests.conftest import REFERENCE_DIR
-from tests.helpers import assert_close_to_max, sweep
+from tests.helpers import FOLD_SIZES, assert_close_to_max, sweep
 
 # The fixtures' block table (tests/data/README.md; its source, shared/reference/README.md):
 # channels/SE/stride per block
@@ -19,7 +19,6 @@ from tests.helpers import assert_close_to_max, sweep
 TINY = dict(dims=(16, 32, 64, 128), se=('10', '01', '010', '01'))
 TINY_V1 = dict(TINY, first_release=True)
 ALL_ARCHS = LATER_RELEASE_ARCHS + FIRST_RELEASE_ARCHS
-SIZES = [(224, 224), (67, 45), (33, 97)]
 
 
 def published_name(arch):
@@ -75,7 +74,7 @@ def test_deploy_form_is_exact_in_float64(arch):
         if len(block.token_mixer) == 2:
             assert isinstance(block.token_mixer[0], nn.Conv2d)
     for batch in (1, 3):
-        for height, width in SIZES:
+        for height, width in FOLD_SIZES:
             x = torch.randn(batch, 3, height, width, dtype=torch.float64)
             with torch.no_grad():
                 outs, fused_outs = model(x), fused(x)
