@@ -82,6 +82,7 @@ def test_mim_search_lists_and_filters_the_models(tmp_path):
     assert 'flops' in result.stdout and 'parameters' in result.stdout
 
 
+@pytest.mark.slow
 def test_mim_download_writes_the_config_beside_the_weights(tmp_path):
     """``mim download`` by metafile name: the weights' file name is the release URL's
     (already there: no machine here reaches the release host, and mim keeps a file it
