@@ -29,8 +29,9 @@ def tiny_journey(data, make_data):
 def test_a_journey_runs_every_stage_and_compares_both_forms(tmp_path, capsys):
     data, work_dir = str(tmp_path / 'data'), str(tmp_path / 'work' / 'digits')
     picture = str(tmp_path / 'work' / 'digits.png')
-    lines = demo.run_journey(tiny_journey(data, partial(make_folder_dataset, data)), work_dir,
-                             picture, tiny_options(data))
+    journey = tiny_journey(data, partial(make_folder_dataset, data))
+    report = demo.run_journey(journey, work_dir, picture, tiny_options(data))
+    lines = report.lines
 
     console = capsys.readouterr().out
     for name in ('data', 'train', 'fuse', 'test (training)', 'test (fused)',
@@ -52,8 +53,10 @@ def test_a_journey_runs_every_stage_and_compares_both_forms(tmp_path, capsys):
     assert set(rows) == {'training', 'fused'}
     assert float(rows['training'][1]) == pytest.approx(scores[0]['accuracy/top1'], abs=1e-3)
     assert rows['training'][1] == rows['fused'][1]
-    met = 'met' if scores[0]['accuracy/top1'] >= 98.3 else 'NOT MET'  # 1 epoch, 12 images
-    assert lines[5:] == [f'  floor: top-1 % >= 98.3: {met}']
+    top1 = scores[0]['accuracy/top1']  # 1 epoch on 12 images: below the floor, or not
+    assert lines[5:] == [f'  floor: top-1 % >= 98.3: {"met" if top1 >= 98.3 else "NOT MET"}']
+    assert report.missed == ([] if top1 >= 98.3 else
+                             [f'{journey.title}: top-1 % {top1:.3f} < 98.3'])
     assert lines[1].startswith('  trained 1 epoch in ')
 
 
@@ -96,13 +99,18 @@ def test_every_journey_has_floors_on_its_metrics():
 
 def test_the_demo_ends_with_one_line_when_a_result_misses_its_floor(monkeypatch, capsys):
     """run_demo prints the summary, its floors and the total, then stops in one line
-    naming what missed its floor (tools/demo.py exits 1)."""
+    naming each journey that missed its floor, the metric and its value (tools/demo.py
+    exits 1)."""
     def journey(journey, work_dir, picture):
-        return [journey.title, '  floor: top-1 % >= 98.3: NOT MET']
+        if 'repvit' not in journey.config:
+            return demo.JourneyReport([journey.title, '  floor: top-1 % >= 98.3: met'], [])
+        return demo.JourneyReport([journey.title, '  floor: top-1 % >= 98.3: NOT MET'],
+                                  [f'{journey.title}: top-1 % 97.222 < 98.3'])
     monkeypatch.setattr(demo, 'run_journey', journey)
-    with pytest.raises(DemoFloorError, match='results below their floors: floor: top-1 % '
-                       '>= 98.3: NOT MET$'):
-        demo.run_demo([], journeys=['classification'])
+    title = demo.JOURNEYS['classification-repvit'].title
+    with pytest.raises(DemoFloorError) as error:
+        demo.run_demo([], journeys=['classification', 'classification-repvit'])
+    assert str(error.value) == f'results below their floors: {title}: top-1 % 97.222 < 98.3'
     console = capsys.readouterr().out
     assert '== Summary ==' in console and 'demo finished in' in console
 

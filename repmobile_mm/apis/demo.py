@@ -52,6 +52,14 @@ class Journey:
     floors: Dict[str, float]
 
 
+@dataclass
+class JourneyReport:
+    """A journey's lines of the demo's summary, and each floor its result missed (the
+    journey, the metric, its value and the floor: the demo's one-line stop names them)."""
+    lines: List[str]
+    missed: List[str]
+
+
 def digits(title: str, family: str, variant: str) -> Journey:
     return Journey(
         f'Classification: {title} on scikit-learn digits (real data, 360 held out)',
@@ -249,8 +257,8 @@ def schedule(cfg) -> str:
 
 
 def run_journey(journey: Journey, work_dir: str, picture: str,
-                cfg_options: Optional[dict] = None) -> List[str]:
-    """Data, train, test, fuse, test the fused checkpoint, picture; the summary lines.
+                cfg_options: Optional[dict] = None) -> JourneyReport:
+    """Data, train, test, fuse, test the fused checkpoint, picture; its report.
 
     ``cfg_options``: overrides of both configs (``--cfg-options``), e.g. a shorter
     schedule or another data root. Raises when the fused checkpoint scores differently
@@ -309,13 +317,16 @@ def run_journey(journey: Journey, work_dir: str, picture: str,
         lines.append(f'  {form:<9}' + ''.join(f'{results[form][key]:>10.3f}'
                                               for key in journey.metrics)
                      + f'{count_params(models[form]) / 1e6:>8.2f}M{latency[form]:>34.1f} ms')
+    missed = []
     for key, floor in journey.floors.items():
-        met = 'met' if results['training'][key] >= floor else 'NOT MET'
-        lines.append(f'  floor: {journey.metrics[key]} >= {floor:g}: {met}')
+        value, metric = results['training'][key], journey.metrics[key]
+        lines.append(f'  floor: {metric} >= {floor:g}: {"met" if value >= floor else "NOT MET"}')
+        if value < floor:
+            missed.append(f'{journey.title}: {metric} {value:.3f} < {floor:g}')
     print('\n'.join(lines), flush=True)
     if results['training'] != results['fused']:
         raise ExportError(f'{journey.title}: the fused checkpoint scores differently')
-    return lines
+    return JourneyReport(lines, missed)
 
 
 def run_demo(backbones: Sequence[str] = DEFAULT_BACKBONES, rounds: int = 10,
@@ -324,14 +335,13 @@ def run_demo(backbones: Sequence[str] = DEFAULT_BACKBONES, rounds: int = 10,
     total time, and raises when a result is below its floor."""
     start = time.time()
     backbone_table(backbones, rounds)
-    summary = []
-    for name in journeys:
-        summary += run_journey(JOURNEYS[name], osp.join(work_dir, name),
-                               osp.join(work_dir, f'{name}.png'))
+    reports = [run_journey(JOURNEYS[name], osp.join(work_dir, name),
+                           osp.join(work_dir, f'{name}.png')) for name in journeys]
+    summary = [line for report in reports for line in report.lines]
     if summary:
         print('\n== Summary ==\n' + '\n'.join(summary))
     print(f'demo finished in {time.time() - start:.0f} s '
           f'({time.strftime("%Y-%m-%d")}, {os.cpu_count()} CPU cores)')
-    missed = [line.strip() for line in summary if line.endswith('NOT MET')]
+    missed = [floor for report in reports for floor in report.missed]
     if missed:
         raise DemoFloorError(f'results below their floors: {"; ".join(missed)}')
