@@ -231,6 +231,59 @@ def make_folder_dataset(root, per_class=4, classes=3, size=32):
                 Image.fromarray(pixels).save(osp.join(folder, f'{i}.png'))
 
 
+def scaled(pipeline, **changes):
+    """``pipeline`` with ``changes`` (a step type -> its new arguments) applied; every
+    step type named must be there (an empty pipeline: the config has none of its own)."""
+    found = {step['type'] for step in pipeline}
+    assert not pipeline or set(changes) <= found, (set(changes) - found, pipeline)
+    for step in pipeline:
+        step.update(changes.get(step['type'], {}))
+
+
+def on_tiny_data(kind, cfg, data, train=False):
+    """``cfg`` (a full-size recipe: ``kind`` in1k, distill, coco or ade20k) on the tiny
+    generated set at ``data``: its test data (and with ``train``, its training data, a
+    few iterations without validation), its image scales cut to the tiny images' (the
+    recipes' 1333x800 and 2048x512 cost seconds an image on random weights and meet
+    nothing more), no ImageNet checkpoint, one image a test batch (mmseg's
+    preprocessor stacks only images of one size)."""
+    loaders = [cfg.test_dataloader] + ([cfg.train_dataloader] if train else [])
+    for loader in loaders:
+        loader.update(num_workers=0, persistent_workers=False)
+    cfg.test_dataloader.batch_size = 1
+    if kind in ('in1k', 'distill'):
+        for loader, split in zip(loaders, ('val', 'train')):
+            loader.dataset = dict(type='CustomDataset', data_root=data, data_prefix=split,
+                                  pipeline=loader.dataset.pipeline)
+        cfg.model.pop('teacher', None)  # tested, not trained: no teacher to download
+    elif kind == 'coco':
+        classes = ('rectangle', 'ellipse', 'triangle')
+        for loader in loaders:
+            loader.dataset.update(data_root=data, metainfo=dict(classes=classes))
+            scaled(loader.dataset.pipeline, Resize=dict(scale=(320, 320)))
+        scaled(cfg.get('test_pipeline', []), Resize=dict(scale=(320, 320)))
+        cfg.test_evaluator.ann_file = osp.join(data, 'annotations/instances_val2017.json')
+        cfg.model.roi_head.bbox_head.num_classes = len(classes)
+        cfg.model.roi_head.mask_head.num_classes = len(classes)
+    else:
+        for loader in loaders:
+            loader.dataset.data_root = data
+        for pipeline in (cfg.test_dataloader.dataset.pipeline, cfg.get('test_pipeline', [])):
+            scaled(pipeline, Resize=dict(scale=(512, 128)))
+        if train:
+            scaled(cfg.train_dataloader.dataset.pipeline, RandomResize=dict(scale=(512, 128)),
+                   RandomCrop=dict(crop_size=(128, 128)))
+            cfg.model.data_preprocessor.size = (128, 128)
+    cfg.model.backbone.pop('init_cfg', None)  # no ImageNet checkpoint here
+    if train:  # the validation data is checked, not used (no validation in 2 iterations)
+        cfg.val_dataloader, cfg.val_evaluator = cfg.test_dataloader, cfg.test_evaluator
+        cfg.train_dataloader.batch_size = 2
+        cfg.train_cfg.update(dict(max_iters=2, val_interval=100) if 'max_iters' in cfg.train_cfg
+                             else dict(max_epochs=1, val_interval=100))
+        cfg.default_hooks.checkpoint.interval = 2 if 'max_iters' in cfg.train_cfg else 1
+    return cfg
+
+
 # the small config of each task that the tests train (demo-sized data)
 SMALL_RUNS = {
     'detection': 'detection/configs/repmobile/mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py',

@@ -2,8 +2,7 @@
 ADE20K), each used as users use it: a trained checkpoint fused by
 tools/reparameterize_model.py, tested with tools/test.py and the twin config. The
 data are the tiny generated sets (the real ones are not here): only the data entries
-of the configs are changed (and, for COCO, the number of classes in both forms and the
-test scale: 1333x800 on random weights takes 4 times as long and meets nothing more)."""
+of the configs are changed, and their image scales (``tests/helpers.on_tiny_data``)."""
 import json
 import os.path as osp
 
@@ -14,7 +13,8 @@ import repmobile_mm  # noqa: F401
 from repmobile_mm.apis.model_io import build_model
 from repmobile_mm.apis.runner import load_config
 from repmobile_mm.utils import randomize_batchnorm
-from tests.helpers import ROOT, check_tool, fuse_with_tool, make_folder_dataset, training_twin
+from tests.helpers import (ROOT, check_tool, fuse_with_tool, make_folder_dataset, on_tiny_data,
+                           training_twin)
 
 TWINS = {
     'in1k': 'classification/configs/repvit/deploy/repvit-m0.9-deploy_8xb256-300e_in1k.py',
@@ -26,30 +26,6 @@ TWINS = {
 }
 METRIC = {'in1k': 'accuracy/top1', 'distill': 'accuracy/top1', 'coco': 'coco/bbox_mAP',
           'ade20k': 'mIoU'}
-
-
-def on_tiny_data(kind, cfg, data):
-    """``cfg`` with its test data replaced by the generated set at ``data``."""
-    loader = cfg.test_dataloader
-    # one image a batch: mmseg's preprocessor stacks only images of one size
-    loader.update(batch_size=1, num_workers=0, persistent_workers=False)
-    if kind in ('in1k', 'distill'):
-        loader.dataset = dict(type='CustomDataset', data_root=data, data_prefix='val',
-                              pipeline=loader.dataset.pipeline)
-        cfg.model.pop('teacher', None)  # tested, not trained: no teacher to download
-    elif kind == 'coco':
-        classes = ('rectangle', 'ellipse', 'triangle')
-        loader.dataset.update(data_root=data, metainfo=dict(classes=classes))
-        cfg.test_evaluator.ann_file = osp.join(data, 'annotations/instances_val2017.json')
-        cfg.model.roi_head.bbox_head.num_classes = len(classes)
-        cfg.model.roi_head.mask_head.num_classes = len(classes)
-        resizes = [step for step in loader.dataset.pipeline if step['type'] == 'Resize']
-        assert len(resizes) == 1, loader.dataset.pipeline
-        resizes[0]['scale'] = (320, 320)
-    else:
-        loader.dataset.data_root = data
-    cfg.model.backbone.pop('init_cfg', None)  # no ImageNet checkpoint here
-    return cfg
 
 
 def make_data(kind, folder):

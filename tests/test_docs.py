@@ -3,10 +3,12 @@ every repository path they mention, in prose and in commands."""
 import glob
 import os.path as osp
 import re
+import shlex
 
 import pytest
 
-from .helpers import ROOT
+from repmobile_mm.apis.runner import load_config
+from .helpers import ROOT, check_tool, make_folder_dataset, on_tiny_data
 
 PAGES = sorted(['README.md', *glob.glob('docs/**/*.md', root_dir=ROOT, recursive=True),
                 *glob.glob('*/README.md', root_dir=ROOT), 'tests/data/README.md'])
@@ -64,3 +66,69 @@ def test_links_and_paths_exist(page):
 
 def test_the_readme_is_a_front_page():
     assert osp.getsize(osp.join(ROOT, 'README.md')) <= 12 * 1024
+
+
+def quick_start_blocks():
+    """The README's quick-start command blocks, each a list of argument lists."""
+    with open(osp.join(ROOT, 'README.md')) as f:
+        section = f.read().split('\n## Quick start\n', 1)[1].split('\n## ', 1)[0]
+    return [[shlex.split(line) for line in block.strip().splitlines()]
+            for block in re.findall(r'```bash\n(.*?)```', section, re.S)]
+
+
+# each task's quick start: the recipe kind of tests/helpers.on_tiny_data, and its data
+QUICK_START = {'classification': ('in1k', None), 'detection': ('coco', 'shapes_data'),
+               'segmentation': ('ade20k', 'scenes_data')}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('task', sorted(QUICK_START))
+def test_quick_start_commands_run_on_the_demos_small_data(task, tmp_path, request):
+    """Each command of the task's quick start, as written, with its configs on the tiny
+    generated data (tests/helpers.on_tiny_data: a few iterations), `dist_train.sh ...
+    8` as tools/train.py in this process (two processes: tests/test_runs.py), the
+    checkpoint it names the one the training wrote, and the files it writes in a
+    temporary folder; each writes what it names."""
+    blocks = [b for b in quick_start_blocks() if b[0][1].startswith(f'{task}/')]
+    assert len(quick_start_blocks()) == 3 and len(blocks) == 1
+    kind, fixture = QUICK_START[task]
+    if fixture:
+        data = request.getfixturevalue(fixture)
+    else:
+        data = str(tmp_path / 'data')
+        make_folder_dataset(data, per_class=2)
+    work = str(tmp_path / 'work')
+    configs = {}  # the README's config -> its copy on the tiny data
+
+    def small(config):
+        if config not in configs:
+            configs[config] = str(tmp_path / f'{len(configs)}.py')
+            on_tiny_data(kind, load_config(osp.join(ROOT, config)), data, train=True).dump(
+                configs[config])
+        return configs[config]
+
+    commands = [command[1:] if command[0] == 'python' else command for command in blocks[0]]
+    assert [c[0] for c in commands][:4] == ['tools/dist_train.sh', 'tools/test.py',
+                                            'tools/reparameterize_model.py', 'tools/test.py']
+    for step, (tool, *args) in enumerate(commands):
+        if tool == 'tools/dist_train.sh':
+            config, gpus = args
+            assert gpus == '8'
+            tool, args = 'tools/train.py', [config, '--work-dir', work]
+        files = []  # the .pth and .onnx files it names, in a temporary folder
+        for i, arg in enumerate(args):
+            if arg.endswith('.py'):
+                args[i] = small(arg)
+            elif arg.startswith('work_dirs/'):
+                with open(osp.join(work, 'last_checkpoint')) as f:
+                    args[i] = f.read().strip()
+            elif arg.endswith(('.pth', '.onnx')):
+                args[i] = str(tmp_path / arg)
+                files.append(args[i])
+        if tool == 'tools/test.py':
+            args += ['--work-dir', str(tmp_path / f'test{step}')]
+        if tool == 'tools/deployment/quantize_onnx.py':
+            args += ['--latency-rounds', '1']  # not 50 rounds of 10 calls a model
+        check_tool(tool, *args)
+        if tool not in ('tools/train.py', 'tools/test.py'):  # its output: the last file
+            assert osp.isfile(files[-1]), f'{tool} did not write {files[-1]}'
