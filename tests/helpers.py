@@ -260,8 +260,8 @@ def on_tiny_data(kind, cfg, data, train=False):
         classes = ('rectangle', 'ellipse', 'triangle')
         for loader in loaders:
             loader.dataset.update(data_root=data, metainfo=dict(classes=classes))
-            scaled(loader.dataset.pipeline, Resize=dict(scale=(320, 320)))
-        scaled(cfg.get('test_pipeline', []), Resize=dict(scale=(320, 320)))
+            scaled(loader.dataset.pipeline, Resize=dict(scale=(128, 128)))
+        scaled(cfg.get('test_pipeline', []), Resize=dict(scale=(128, 128)))
         cfg.test_evaluator.ann_file = osp.join(data, 'annotations/instances_val2017.json')
         cfg.model.roi_head.bbox_head.num_classes = len(classes)
         cfg.model.roi_head.mask_head.num_classes = len(classes)
