@@ -1,5 +1,6 @@
 """The README and docs/ name only what exists: every relative link (and its anchor) and
-every repository path they mention, in prose and in commands."""
+every repository path they mention, in prose and in commands; the README's quick-start
+commands run."""
 import glob
 import os.path as osp
 import re
@@ -89,8 +90,9 @@ def test_quick_start_commands_run_on_the_demos_small_data(task, tmp_path, reques
     8` as tools/train.py in this process (two processes: tests/test_runs.py), the
     checkpoint it names the one the training wrote, and the files it writes in a
     temporary folder; each writes what it names."""
-    blocks = [b for b in quick_start_blocks() if b[0][1].startswith(f'{task}/')]
-    assert len(quick_start_blocks()) == 3 and len(blocks) == 1
+    blocks = quick_start_blocks()
+    ours = [block for block in blocks if block[0][1].startswith(f'{task}/')]
+    assert len(blocks) == 3 and len(ours) == 1
     kind, fixture = QUICK_START[task]
     if fixture:
         data = request.getfixturevalue(fixture)
@@ -107,7 +109,7 @@ def test_quick_start_commands_run_on_the_demos_small_data(task, tmp_path, reques
                 configs[config])
         return configs[config]
 
-    commands = [command[1:] if command[0] == 'python' else command for command in blocks[0]]
+    commands = [command[1:] if command[0] == 'python' else command for command in ours[0]]
     assert [c[0] for c in commands][:4] == ['tools/dist_train.sh', 'tools/test.py',
                                             'tools/reparameterize_model.py', 'tools/test.py']
     for step, (tool, *args) in enumerate(commands):
