@@ -278,9 +278,12 @@ def on_tiny_data(kind, cfg, data, train=False):
     if train:  # the validation data is checked, not used (no validation in 2 iterations)
         cfg.val_dataloader, cfg.val_evaluator = cfg.test_dataloader, cfg.test_evaluator
         cfg.train_dataloader.batch_size = 2
-        cfg.train_cfg.update(dict(max_iters=2, val_interval=100) if 'max_iters' in cfg.train_cfg
-                             else dict(max_epochs=1, val_interval=100))
-        cfg.default_hooks.checkpoint.interval = 2 if 'max_iters' in cfg.train_cfg else 1
+        if 'max_iters' in cfg.train_cfg:
+            cfg.train_cfg.update(max_iters=2, val_interval=100)
+            cfg.default_hooks.checkpoint.interval = 2
+        else:
+            cfg.train_cfg.update(max_epochs=1, val_interval=100)
+            cfg.default_hooks.checkpoint.interval = 1
     return cfg
 
 
