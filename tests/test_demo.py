@@ -35,7 +35,7 @@ def test_a_journey_runs_every_stage_and_compares_both_forms(tmp_path, capsys):
 
     console = capsys.readouterr().out
     for name in ('data', 'train', 'fuse', 'test (training)', 'test (fused)',
-                 'picture (inferencer)'):
+                 'picture (inferencer)', 'latency'):
         assert f'  {name:<24} done in' in console, console
     # each stage's output went to its log, not to the console
     with open(osp.join(work_dir, 'train.log')) as f:
@@ -58,6 +58,15 @@ def test_a_journey_runs_every_stage_and_compares_both_forms(tmp_path, capsys):
     assert report.missed == ([] if top1 >= 98.3 else
                              [f'{journey.title}: top-1 % {top1:.3f} < 98.3'])
     assert lines[1].startswith('  trained 1 epoch in ')
+    assert report.checkpoint == osp.join(work_dir, 'epoch_1.pth')
+
+    # a journey whose backbone starts from the checkpoint of this one
+    work_dir = str(tmp_path / 'work' / 'chained')
+    demo.run_journey(journey, work_dir, picture, tiny_options(data),
+                     backbone_checkpoint=report.checkpoint)
+    with open(osp.join(work_dir, 'train.log')) as f:
+        assert f'Loads checkpoint by repmobile_mm backend from path: {report.checkpoint}' \
+            in f.read()
 
 
 def test_a_failing_stage_shows_the_end_of_its_log(tmp_path, capsys):
@@ -101,7 +110,7 @@ def test_the_demo_ends_with_one_line_when_a_result_misses_its_floor(monkeypatch,
     """run_demo prints the summary, its floors and the total, then stops in one line
     naming each journey that missed its floor, the metric and its value (tools/demo.py
     exits 1)."""
-    def journey(journey, work_dir, picture):
+    def journey(journey, work_dir, picture, backbone_checkpoint=None):
         if 'repvit' not in journey.config:
             return demo.JourneyReport([journey.title, '  floor: top-1 % >= 98.3: met'], [])
         return demo.JourneyReport([journey.title, '  floor: top-1 % >= 98.3: NOT MET'],
@@ -113,6 +122,43 @@ def test_the_demo_ends_with_one_line_when_a_result_misses_its_floor(monkeypatch,
     assert str(error.value) == f'results below their floors: {title}: top-1 % 97.222 < 98.3'
     console = capsys.readouterr().out
     assert '== Summary ==' in console and 'demo finished in' in console
+
+
+def test_a_journey_runs_after_the_journeys_its_backbone_starts_from(monkeypatch, capsys):
+    """Asked for detection alone, run_demo also runs the digits and scenes journeys its
+    backbone goes through, first, and hands each the checkpoint its source trained."""
+    calls = []
+
+    def journey(journey, work_dir, picture, backbone_checkpoint=None):
+        calls.append((osp.basename(work_dir), backbone_checkpoint))
+        return demo.JourneyReport([journey.title], [], osp.join(work_dir, 'last.pth'))
+    monkeypatch.setattr(demo, 'run_journey', journey)
+    demo.run_demo([], journeys=['detection'], work_dir='w')
+    assert calls == [('classification', None),
+                     ('segmentation', osp.join('w', 'classification', 'last.pth')),
+                     ('detection', osp.join('w', 'segmentation', 'last.pth'))]
+    assert ('also running classification, segmentation: the backbones of the journeys '
+            'asked for start from them') in capsys.readouterr().out
+    assert demo.with_backbone_sources(['classification-repnext', 'classification']) == \
+        ['classification', 'classification-repnext']
+
+
+def test_a_chained_config_starts_from_where_tools_train_writes_its_source():
+    """Each chained config's backbone checkpoint is the last one tools/train.py writes for
+    the config it starts from (work_dirs/<config name>/), so that running the configs by
+    hand in the demo's order needs no option."""
+    from repmobile_mm.apis.runner import load_config
+    chained = [journey for journey in demo.JOURNEYS.values() if journey.backbone_from]
+    assert [journey.backbone_from for journey in chained] == ['classification', 'segmentation']
+    for journey in chained:
+        source = demo.JOURNEYS[journey.backbone_from].config
+        loop = load_config(source).train_cfg
+        last = (f'epoch_{loop.max_epochs}' if loop.get('max_epochs') else
+                f'iter_{loop.max_iters}')
+        name = osp.splitext(osp.basename(source))[0]
+        assert load_config(journey.config).model.backbone.init_cfg == dict(
+            type='Pretrained', prefix='backbone.', checkpoint=f'work_dirs/{name}/{last}.pth')
+        assert load_config(journey.deploy_config).model.backbone.init_cfg is None
 
 
 def test_training_and_scoring_leave_no_loader_workers_behind(tmp_path):

@@ -1,6 +1,7 @@
 """Our hooks: ChannelsLastHook (the small configs' CPU speed-up must not change what
 is computed) and FiniteLossHook."""
 import copy
+import glob
 import os.path as osp
 from types import SimpleNamespace
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 import repmobile_mm  # noqa: F401
+from repmobile_mm.apis.model_index import DEMO_CONFIG
 from repmobile_mm.apis.model_io import build_model
 from repmobile_mm.apis.runner import load_config
 from repmobile_mm.engine import ChannelsLastHook
@@ -18,14 +20,15 @@ from tests.helpers import ROOT, assert_close_to_max
 DIGITS = ['classification/configs/repmobile/repmobile-s_1xb64_digits.py',
           'classification/configs/repvit/repvit-m0.9_1xb64_digits.py',
           'classification/configs/repnext/repnext-m1_1xb64_digits.py']
-SMALL_RUNS = DIGITS + [
-    'detection/configs/repmobile/mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py',
-    'detection/configs/repvit/mask-rcnn_repvit-m0.9_fpn_1xb8-900i_shapes.py',
-    'detection/configs/repnext/mask-rcnn_repnext-m1_fpn_1xb8-900i_shapes.py',
-    'segmentation/configs/repmobile/fpn_repmobile-s_1xb8-1000i_scenes-128x128.py',
-    'segmentation/configs/repvit/fpn_repvit-m0.9_1xb8-1000i_scenes-128x128.py',
-    'segmentation/configs/repnext/fpn_repnext-m1_1xb8-1000i_scenes-128x128.py',
-]
+# every config that trains on the demo's data (the model index's demo configs), deploy
+# twins aside: digits, shapes and scenes of each family, and the demo's chained runs
+SMALL_RUNS = sorted(
+    osp.relpath(path, ROOT) for path in glob.glob(osp.join(ROOT, '*', 'configs', '*', '*.py'))
+    if DEMO_CONFIG.search(path))
+
+
+def test_the_small_runs_are_found():
+    assert set(DIGITS) < set(SMALL_RUNS) and len(SMALL_RUNS) == 11
 
 
 @pytest.mark.parametrize('config', SMALL_RUNS, ids=lambda c: osp.basename(c)[:-3])

@@ -25,7 +25,7 @@ def test_every_config_has_an_entry_or_is_a_demo_config(files):
     configs = mi.config_files(ROOT)
     demos = [c for c in configs if mi.DEMO_CONFIG.search(c)]
     entries = [m for content in files.values() for m in content['Models']]
-    assert len(demos) == 18 and len(entries) == len(configs) - len(demos) > 100
+    assert len(demos) == 22 and len(entries) == len(configs) - len(demos) > 100
     assert sorted(m['Config'] for m in entries) == sorted(set(configs) - set(demos))
     names = [m['Name'] for m in entries]
     assert len(set(names)) == len(names) and all(n == n.lower() for n in names)

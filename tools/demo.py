@@ -5,8 +5,10 @@
 2. Each task on data made or shipped here: classification on scikit-learn's
    handwritten digits (RepMobile-S, RepViT-M0.9 and RepNeXt-M1), Mask R-CNN on generated
    shapes (COCO format) and Semantic FPN on generated scenes (ADE20K layout) with
-   RepMobile-S. These small runs store their weights channels-last (ChannelsLastHook),
-   which on CPU trains RepNeXt in half the time and computes the same.
+   RepMobile-S, whose backbone goes through a chain: the digits classifier's starts the
+   scenes run, the scenes run's starts the shapes run. These small runs store their
+   weights channels-last (ChannelsLastHook), which on CPU trains RepNeXt in half the
+   time and computes the same.
    For each: write the data if missing, train, test, fuse, test the fused checkpoint
    with the deploy twin of the config, print both results side by side, and draw the
    fused model's predictions with the library's own inferencer into one picture.
@@ -31,7 +33,8 @@ def main():
     parser.add_argument('--rounds', type=int, default=10,
                         help='timed rounds of 3 calls per form (utils/timing.py)')
     parser.add_argument('--tasks', nargs='*', default=list(JOURNEYS), choices=list(JOURNEYS),
-                        help='task journeys to run after the backbone table')
+                        help='task journeys to run after the backbone table (with the '
+                        'journeys their backbones start from)')
     parser.add_argument('--work-dir', default='work_dirs/demo', help='where runs are written')
     args = parser.parse_args()
     os.chdir(osp.dirname(osp.dirname(osp.abspath(__file__))))  # the configs' relative paths

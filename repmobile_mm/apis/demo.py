@@ -4,7 +4,9 @@ command line, ``make demo`` runs it from the repository root).
 1. Backbones: build the published classifiers, fuse them, check and time both forms.
 2. Each task on data made or shipped here: write the data if missing, train, test,
    fuse, test the fused checkpoint with the deploy twin of the config, draw the fused
-   model's predictions with the library's own inferencer, and time both forms.
+   model's predictions with the library's own inferencer, and time both forms. A
+   journey's backbone may start from an earlier journey's checkpoint (RepMobile-S:
+   digits, then scenes, then shapes), as published recipes start from ImageNet.
 
 Each stage's output (mmengine's log, warnings) goes to a log file in its run's work
 dir; the console shows a progress bar per stage and the result tables.
@@ -50,14 +52,19 @@ class Journey:
     # metric key -> the lowest result a user can trust the journey at (make demo stops
     # below it); shorter schedules miss them (docs/benchmarks.md)
     floors: Dict[str, float]
+    # the journey whose trained checkpoint the backbone starts from (the config's
+    # Pretrained init_cfg, pointed at that run), as published recipes start from ImageNet
+    backbone_from: Optional[str] = None
 
 
 @dataclass
 class JourneyReport:
-    """A journey's lines of the demo's summary, and each floor its result missed (the
-    journey, the metric, its value and the floor: the demo's one-line stop names them)."""
+    """A journey's lines of the demo's summary, each floor its result missed (the
+    journey, the metric, its value and the floor: the demo's one-line stop names them),
+    and its trained checkpoint (where a later journey's backbone starts)."""
     lines: List[str]
     missed: List[str]
+    checkpoint: str = ''
 
 
 def digits(title: str, family: str, variant: str) -> Journey:
@@ -70,24 +77,30 @@ def digits(title: str, family: str, variant: str) -> Journey:
         {'accuracy/top1': 98.3})
 
 
+# RepMobile-S's backbone goes through a chain, each run starting from the one before:
+# digits, scenes (Semantic FPN), shapes (Mask R-CNN); from scratch, the dense runs
+# need 1.7 (scenes) and 2 (shapes) times the iterations to meet their floors
+# (docs/benchmarks.md)
 JOURNEYS = {
     'classification': digits('RepMobile-S', 'repmobile', 'repmobile-s'),
     'classification-repvit': digits('RepViT-M0.9', 'repvit', 'repvit-m0.9'),
     'classification-repnext': digits('RepNeXt-M1', 'repnext', 'repnext-m1'),
-    'detection': Journey(
-        'Detection + instance segmentation: Mask R-CNN RepMobile-S on generated shapes',
-        'detection/configs/repmobile/mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py',
-        'detection/configs/repmobile/deploy/mask-rcnn_repmobile-s-deploy_fpn_1xb8-900i_shapes.py',
-        'data/shapes/val2017', partial(make_shapes, 'data/shapes'),
-        {'coco/bbox_mAP': 'box AP', 'coco/segm_mAP': 'mask AP'}, (128, 128),
-        'data/shapes/val2017/*.jpg', {'coco/bbox_mAP': 0.30}),
     'segmentation': Journey(
         'Semantic segmentation: Semantic FPN RepMobile-S on generated scenes',
-        'segmentation/configs/repmobile/fpn_repmobile-s_1xb8-1000i_scenes-128x128.py',
-        'segmentation/configs/repmobile/deploy/fpn_repmobile-s-deploy_1xb8-1000i_scenes-128x128.py',
+        'segmentation/configs/repmobile/fpn_repmobile-s_digits-pre_1xb8-700i_scenes-128x128.py',
+        'segmentation/configs/repmobile/deploy/'
+        'fpn_repmobile-s-deploy_digits-pre_1xb8-700i_scenes-128x128.py',
         'data/scenes/images/validation', partial(make_scenes, 'data/scenes'),
         {'mIoU': 'mIoU %'}, (128, 128), 'data/scenes/images/validation/*.jpg',
-        {'mIoU': 50.0}),
+        {'mIoU': 50.0}, backbone_from='classification'),
+    'detection': Journey(
+        'Detection + instance segmentation: Mask R-CNN RepMobile-S on generated shapes',
+        'detection/configs/repmobile/mask-rcnn_repmobile-s_fpn_scenes-pre_1xb8-450i_shapes.py',
+        'detection/configs/repmobile/deploy/'
+        'mask-rcnn_repmobile-s-deploy_fpn_scenes-pre_1xb8-450i_shapes.py',
+        'data/shapes/val2017', partial(make_shapes, 'data/shapes'),
+        {'coco/bbox_mAP': 'box AP', 'coco/segm_mAP': 'mask AP'}, (128, 128),
+        'data/shapes/val2017/*.jpg', {'coco/bbox_mAP': 0.30}, backbone_from='segmentation'),
 }
 
 CHECK_SIZES = [(224, 224), (67, 45), (33, 97)]
@@ -257,12 +270,14 @@ def schedule(cfg) -> str:
 
 
 def run_journey(journey: Journey, work_dir: str, picture: str,
-                cfg_options: Optional[dict] = None) -> JourneyReport:
+                cfg_options: Optional[dict] = None,
+                backbone_checkpoint: Optional[str] = None) -> JourneyReport:
     """Data, train, test, fuse, test the fused checkpoint, picture; its report.
 
     ``cfg_options``: overrides of both configs (``--cfg-options``), e.g. a shorter
-    schedule or another data root. Raises when the fused checkpoint scores differently
-    from the trained one.
+    schedule or another data root. ``backbone_checkpoint``: where training starts the
+    backbone (the report's checkpoint of ``journey.backbone_from``). Raises when the
+    fused checkpoint scores differently from the trained one.
     """
     print(f'\n== {journey.title} ==', flush=True)
     shutil.rmtree(work_dir, ignore_errors=True)
@@ -273,6 +288,9 @@ def run_journey(journey: Journey, work_dir: str, picture: str,
             journey.make_data()
     cfg = load_config(journey.config, cfg_options)
     cfg.work_dir = work_dir
+    if backbone_checkpoint:
+        cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=backbone_checkpoint,
+                                           prefix='backbone.')
     name_run(cfg, f'{name}_train')
     trained = schedule(cfg)
     start = time.time()
@@ -301,12 +319,13 @@ def run_journey(journey: Journey, work_dir: str, picture: str,
     with stage('picture (inferencer)', osp.join(work_dir, 'picture.log')):
         draw_predictions(journey.deploy_config, fused, [journey.images], picture,
                          title=journey.title, force=True, cfg_options=cfg_options)
-    models = {'training': load_trained(journey.config, checkpoint, cfg_options),
-              'fused': load_trained(journey.deploy_config, fused, cfg_options)}
     height, width = journey.latency_shape
-    task = task_of(load_config(journey.config, cfg_options))
-    latency = interleaved_latency({form: task.comparable(m) for form, m in models.items()},
-                                  torch.randn(1, 3, height, width), rounds=10, calls=2)
+    with stage('latency', osp.join(work_dir, 'latency.log')):
+        models = {'training': load_trained(journey.config, checkpoint, cfg_options),
+                  'fused': load_trained(journey.deploy_config, fused, cfg_options)}
+        task = task_of(load_config(journey.config, cfg_options))
+        latency = interleaved_latency({form: task.comparable(m) for form, m in models.items()},
+                                      torch.randn(1, 3, height, width), rounds=10, calls=2)
 
     lines = [journey.title,
              f'  trained {trained} in {train_time:.0f} s; whole task '
@@ -326,17 +345,38 @@ def run_journey(journey: Journey, work_dir: str, picture: str,
     print('\n'.join(lines), flush=True)
     if results['training'] != results['fused']:
         raise ExportError(f'{journey.title}: the fused checkpoint scores differently')
-    return JourneyReport(lines, missed)
+    return JourneyReport(lines, missed, checkpoint)
+
+
+def with_backbone_sources(names: Sequence[str]) -> List[str]:
+    """``names`` in the order of JOURNEYS, with each journey its backbone starts from."""
+    wanted, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo += [JOURNEYS[name].backbone_from] if JOURNEYS[name].backbone_from else []
+    return [name for name in JOURNEYS if name in wanted]
 
 
 def run_demo(backbones: Sequence[str] = DEFAULT_BACKBONES, rounds: int = 10,
              journeys: Sequence[str] = tuple(JOURNEYS), work_dir: str = 'work_dirs/demo'):
-    """The backbone table, then each journey; prints a summary, the floors and the
-    total time, and raises when a result is below its floor."""
+    """The backbone table, then each journey (and the journeys their backbones start
+    from); prints a summary, the floors and the total time, and raises when a result is
+    below its floor."""
     start = time.time()
     backbone_table(backbones, rounds)
-    reports = [run_journey(JOURNEYS[name], osp.join(work_dir, name),
-                           osp.join(work_dir, f'{name}.png')) for name in journeys]
+    names = with_backbone_sources(journeys)
+    if set(names) != set(journeys):
+        print('\nalso running ' + ', '.join(sorted(set(names) - set(journeys))) +
+              ': the backbones of the journeys asked for start from them')
+    trained = {}
+    for name in names:
+        source = JOURNEYS[name].backbone_from
+        trained[name] = run_journey(JOURNEYS[name], osp.join(work_dir, name),
+                                    osp.join(work_dir, f'{name}.png'),
+                                    backbone_checkpoint=source and trained[source].checkpoint)
+    reports = list(trained.values())
     summary = [line for report in reports for line in report.lines]
     if summary:
         print('\n== Summary ==\n' + '\n'.join(summary))
