@@ -104,9 +104,14 @@ def test_mmpretrain_hub_loads_the_published_weights_by_name(reference_keys, tmp_
     file already in torch's hub cache (no machine here reaches the release host), read
     through the package's loader."""
     import mmpretrain
+    from mmengine.registry import init_default_scope
 
     import repmobile_mm.integrations.mmpretrain  # noqa: F401  (registers the metafiles)
     from tests.test_published_checkpoints import random_release
+
+    # mmpretrain's inferencer builds its pipeline in the current default scope, which an
+    # earlier test's mmseg or mmdet model (like any mmengine runner) leaves set
+    init_default_scope('mmpretrain')
     assert 'repvit-m1.1_8xb256-300e-distill_in1k' in mmpretrain.list_models('*repvit*')
     assert len(mmpretrain.list_models('repnext-*')) == 24
     monkeypatch.setenv('TORCH_HOME', str(tmp_path))

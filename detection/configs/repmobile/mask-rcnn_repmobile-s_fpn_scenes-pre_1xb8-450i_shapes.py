@@ -3,7 +3,10 @@
 # at the path tools/train.py writes it to): the from-scratch shapes run
 # (./mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py) in 450 iterations instead of 900, as the
 # COCO configs start from ImageNet weights. The scenes are drawn from the same kind of shapes
-# (the digits classifier's backbone alone gave box AP 0.20 in 450 iterations).
+# (the digits classifier's backbone alone gave box AP 0.20 in 450 iterations). The mask
+# head's convolutions are 32 channels wide instead of 64, enough for three kinds of shape:
+# a step takes 13% less (the mask head was its largest part) for the same box and mask AP
+# (docs/benchmarks.md).
 # make demo trains the chain: digits, scenes, these shapes. Another checkpoint:
 # --cfg-options model.backbone.init_cfg.checkpoint=PATH.
 _base_ = './mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py'
@@ -11,7 +14,8 @@ _base_ = './mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py'
 model = dict(
     backbone=dict(init_cfg=dict(
         _delete_=True, type='Pretrained', prefix='backbone.',
-        checkpoint='work_dirs/fpn_repmobile-s_digits-pre_1xb8-700i_scenes-128x128/iter_700.pth')))
+        checkpoint='work_dirs/fpn_repmobile-s_digits-pre_1xb8-700i_scenes-128x128/iter_700.pth')),
+    roi_head=dict(mask_head=dict(conv_out_channels=32)))
 
 max_iters = 450
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
