@@ -5,8 +5,8 @@
 # COCO configs start from ImageNet weights. The scenes are drawn from the same kind of shapes
 # (the digits classifier's backbone alone gave box AP 0.20 in 450 iterations). The mask
 # head's convolutions are 32 channels wide instead of 64, enough for three kinds of shape:
-# a step takes 13% less (the mask head was its largest part) for the same box and mask AP
-# (docs/benchmarks.md).
+# training takes 13% less (the mask head was the largest part of a step) for box and mask
+# AP as good over two seeds (docs/benchmarks.md).
 # make demo trains the chain: digits, scenes, these shapes. Another checkpoint:
 # --cfg-options model.backbone.init_cfg.checkpoint=PATH.
 _base_ = './mask-rcnn_repmobile-s_fpn_1xb8-900i_shapes.py'
